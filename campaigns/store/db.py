@@ -1,0 +1,72 @@
+"""Engine, pragmas and automatic migration: every command opens the store through ``open_store``."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from campaigns.errors import UserError
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("campaigns.migrations")))
+    return config
+
+
+def _tune_sqlite(dbapi_connection, _record) -> None:
+    # WAL lets `status` and `report` read while `send` writes; NORMAL is durable per commit in WAL
+    # up to the last checkpointed transaction, and a lost tail is resolved by message lookups.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_store_engine(url: str) -> Engine:
+    try:
+        engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    except (ArgumentError, ImportError) as exc:
+        raise UserError(f"cannot use database {url!r}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _tune_sqlite)
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (cheap when it already is)."""
+    config = _alembic_config()
+    head = ScriptDirectory.from_config(config).get_current_head()
+    try:
+        with engine.begin() as connection:
+            if MigrationContext.configure(connection).get_current_revision() == head:
+                return
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except OperationalError as exc:
+        raise UserError(f"cannot open database {engine.url!r}: {exc.orig}") from None
+
+
+class Store:
+    """The database of campaigns; ``session()`` hands out short-lived ORM sessions."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_store_engine(url)
+        migrate(self.engine)
+        self.session: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def close(self) -> None:
+        self.engine.dispose()
