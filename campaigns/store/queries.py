@@ -40,8 +40,12 @@ class Claim:
 # -- campaigns ----
 
 
+def get_campaign(session: Session, name: str) -> Campaign | None:
+    return session.scalar(select(Campaign).where(Campaign.name == name))
+
+
 def find_campaign(session: Session, name: str) -> Campaign:
-    campaign = session.scalar(select(Campaign).where(Campaign.name == name))
+    campaign = get_campaign(session, name)
     if campaign is None:
         names = session.scalars(select(Campaign.name).order_by(Campaign.id).limit(10)).all()
         known = ", ".join(names) if names else "none yet; create one with `campaigns import`"
