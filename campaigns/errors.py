@@ -26,6 +26,7 @@ class ProviderError(CampaignsError):
     """
 
     maybe_sent = False
+    requests = 1  # how many send requests the client made for the message before this error
 
     def __init__(self, code: int, text: str, meaning: str = "") -> None:
         self.code = code
@@ -55,6 +56,8 @@ class Transient(CampaignsError):
     ``maybe_sent`` is True when the request may have reached the provider: the message must be
     looked up before it is sent again.
     """
+
+    requests = 1
 
     def __init__(self, reason: str, *, maybe_sent: bool) -> None:
         super().__init__(reason)

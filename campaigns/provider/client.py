@@ -17,7 +17,13 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 import requests
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 from urllib3.exceptions import NewConnectionError
 
 from campaigns.config import Secret
@@ -108,7 +114,10 @@ class ZhenziClient:
         self.timeout = (connect_timeout, read_timeout)
         self.verify: bool | str = ca_bundle or True
         self.max_attempts = max_attempts
-        self.backoff = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
+        # Exponential backoff with jitter, so workers that failed together do not retry together.
+        self.backoff = wait_exponential(multiplier=backoff_initial, max=backoff_max) + wait_random(
+            0, backoff_initial
+        )
         self.visibility_wait = visibility_wait
         self._local = threading.local()
 
@@ -170,9 +179,12 @@ class ZhenziClient:
                         raise
                     return SendResult(requests_made)
         except Transient as exc:
-            raise Transient(str(exc), maybe_sent=last_maybe_sent is not None) from None
+            final = Transient(str(exc), maybe_sent=last_maybe_sent is not None)
+            final.requests = requests_made
+            raise final from None
         except ProviderError as exc:
             exc.maybe_sent = last_maybe_sent is not None
+            exc.requests = requests_made
             raise
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

@@ -104,7 +104,7 @@ def counts_by_state(store: Store, campaign_id: int) -> dict[str, int]:
             .where(Message.campaign_id == campaign_id)
             .group_by(Message.state)
         )
-        found = dict(rows.tuples())
+        found = {state: count for state, count in rows}
     return {state: found.get(state, 0) for state in STATES}
 
 
@@ -244,7 +244,7 @@ def sent_not_final(
             .order_by(Message.id)
             .limit(limit)
         )
-        return list(rows.tuples())
+        return [(pk, message_id) for pk, message_id in rows]
 
 
 # -- reports ----
