@@ -11,6 +11,7 @@ from pathlib import Path
 
 from campaigns import api
 from campaigns.config import Secret, Settings
+from campaigns.errors import UserError
 from campaigns.provider.sandbox import Sandbox, SandboxConfig
 from campaigns.sending import SendOptions, SendProgress
 from campaigns.store.models import SENT
@@ -47,6 +48,8 @@ def run_demo(
     say: Callable[[str], None] = lambda _: None,
 ) -> DemoResult:
     """Sandbox with a little latency and a few faults → import → send → reconcile → report."""
+    if (folder / "campaigns.db").exists():
+        raise UserError(f"{folder} already holds a demo; give another --folder or remove it")
     ledger = folder / "sandbox-ledger.jsonl"
     config = SandboxConfig(
         latency_ms=20,

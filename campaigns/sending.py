@@ -127,6 +127,10 @@ class _SendRun:
         self.crashed: BaseException | None = None
         self.interrupted = False
         self._last_heartbeat = time.monotonic()
+        self._outstanding = 0  # claims handed to workers whose outcome has not come back
+        self._exhausted = False
+        self._unwritten: list[dict[str, Any]] = []
+        self._last_flush = time.monotonic()
 
     # -- crash recovery ----
 
@@ -185,33 +189,38 @@ class _SendRun:
         return self.options.stop.is_set()
 
     def _pump(self, work: queue.Queue, results: queue.Queue) -> None:
-        """Keep the workers fed with claims; write outcomes in batches; stop when all are back."""
-        outstanding = 0
-        exhausted = False
-        unwritten: list[dict[str, Any]] = []
-        last_flush = time.monotonic()
+        """Keep the workers fed with claims; write outcomes in batches; stop when all are back.
+
+        Re-entrant: after Ctrl-C it is called again to collect what is still in flight.
+        """
+        claim_size = min(self.options.batch_size, 4 * self.options.concurrency)
         while True:
-            if not (exhausted or self._stopping()) and outstanding < 2 * self.options.concurrency:
-                claims = queries.claim_batch(self.store, self.campaign_id, self.options.batch_size)
-                exhausted = not claims
+            if not (self._exhausted or self._stopping()) and (
+                self._outstanding < 2 * self.options.concurrency
+            ):
+                claims = queries.claim_batch(self.store, self.campaign_id, claim_size)
+                self._exhausted = not claims
                 for claim in claims:
                     work.put(claim)
-                outstanding += len(claims)
-            if outstanding == 0 and (exhausted or self._stopping()):
+                self._outstanding += len(claims)
+            if self._outstanding == 0 and (self._exhausted or self._stopping()):
                 break
             arrived = self._drain(results)
-            outstanding -= len(arrived)
-            unwritten.extend(arrived)
-            if unwritten and (
-                outstanding == 0
-                or len(unwritten) >= self.options.batch_size
-                or time.monotonic() - last_flush >= FLUSH_EVERY
+            self._outstanding -= len(arrived)
+            self._unwritten.extend(arrived)
+            if self._unwritten and (
+                self._outstanding == 0
+                or len(self._unwritten) >= self.options.batch_size
+                or time.monotonic() - self._last_flush >= FLUSH_EVERY
             ):
-                self._write(unwritten)
-                unwritten = []
-                last_flush = time.monotonic()
+                self._flush()
             self._heartbeat()
-        self._write(unwritten)
+        self._flush()
+
+    def _flush(self) -> None:
+        outcomes, self._unwritten = self._unwritten, []
+        self._last_flush = time.monotonic()
+        self._write(outcomes)
 
     def _drain(self, results: queue.Queue) -> list[dict[str, Any]]:
         try:

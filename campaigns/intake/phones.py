@@ -1,0 +1,80 @@
+"""Turn whatever a spreadsheet holds into an 11-digit mainland mobile number, or say why not.
+
+Everything works on whole columns (pyarrow string kernels behind pandas' ``.str``), because one
+import can hold a million rows and a per-row Python function would cost seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+
+# phonenumbers is the reference for which numbers are mobiles.  Its CN mobile pattern covers every
+# MOBILE and FIXED_LINE_OR_MOBILE number (the latter must match the mobile pattern too), and every
+# branch is 11 digits, so a full match is exactly "valid mobile" for phonenumbers.  \d becomes
+# [0-9] so that pandas keeps the pattern on pyarrow's RE2 instead of Python's Unicode-aware re.
+_CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+MOBILE_PATTERN: str = _CN.mobile.national_number_pattern.replace(r"\d", "[0-9]")
+
+REASONS: dict[str, str] = {
+    "empty": "The phone cell is empty.",
+    "excel_scientific": (
+        "Excel showed the number in scientific notation (like 1.38001E+10) and lost its last"
+        " digits: format the phone column as Text in Excel, enter the numbers again and save."
+    ),
+    "not_a_number": "The phone cell holds letters or symbols, not a phone number.",
+    "wrong_length": "A mainland mobile number has 11 digits; this one has a different count.",
+    "landline": "This is a landline number (it starts with a 0 area code); SMS only reach mobiles.",
+    "international": "This number is outside mainland China; only +86 mobile numbers can be sent.",
+    "not_mobile": "This has 11 digits but is not a mainland mobile number range.",
+    "duplicate": "Same number as an earlier row; only the first row is sent.",
+}
+
+# What never belongs to a number: a trailing ".0" (a numeric cell read as text), spaces (also
+# zero-width), dots, brackets, hyphens and dashes, and Excel's text markers ' and ="...".
+# Spelled out rather than \s, which would send pandas to Python's re.
+_NOISE = "\\.0+$|[ \t\n\r\f\v\u200b-\u200d\ufeff.()\u2010-\u2015'\"=-]"
+_COUNTRY_PREFIX = r"^(?:\+86|0086|86(1[0-9]{10})$)"  # a bare 86 only before an 11-digit mobile
+_SCIENTIFIC = r"[0-9]+[eE][+-]?[0-9]+"  # 1.38001E+10 once the dot is gone
+_INTERNATIONAL = r"(?:\+|00)[0-9]+"
+_LANDLINE = r"0[1-9][0-9]{8,10}"  # area code 0xx/0xxx and a 7- or 8-digit local number
+
+
+def normalise_phones(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Return (phone, reason), aligned with ``raw``.
+
+    ``phone`` is the 11-digit mainland mobile number, or "" when rejected; ``reason`` is "" when
+    accepted, else a key of REASONS.  Accepted numbers are a fixed point: normalising them again
+    returns them unchanged.
+    """
+    compact = _folded(raw).str.replace(_NOISE, "", regex=True)
+    digits = compact.str.replace(_COUNTRY_PREFIX, r"\1", regex=True)
+    reason = _reasons(digits)
+    return digits.where(reason == "", ""), reason
+
+
+def _folded(raw: pd.Series) -> pd.Series:
+    """Text with full-width digits and symbols folded to ASCII (NFKC)."""
+    text = raw.astype("str").fillna("")
+    wide = text.str.contains(r"[^\x00-\x7f]", regex=True)
+    if wide.any():  # NFKC is a per-value Python call: only pay it where it can change something
+        text = text.mask(wide, text[wide].str.normalize("NFKC"))
+    return text
+
+
+def _reasons(digits: pd.Series) -> pd.Series:
+    """The first reason that applies to each row, in order of what the user should fix first."""
+    checks = {
+        "empty": digits == "",
+        "excel_scientific": digits.str.fullmatch(_SCIENTIFIC),
+        "international": digits.str.fullmatch(_INTERNATIONAL),
+        "not_a_number": ~digits.str.fullmatch("[0-9]+"),
+        "landline": digits.str.fullmatch(_LANDLINE),
+        "wrong_length": digits.str.len() != 11,
+        "not_mobile": ~digits.str.fullmatch(MOBILE_PATTERN),
+    }
+    conditions = [check.to_numpy(dtype=bool) for check in checks.values()]
+    picked = np.select(conditions, np.arange(1, len(checks) + 1), default=0)
+    codes = np.array(["", *checks], dtype=object)
+    return pd.Series(codes[picked], index=digits.index, dtype="str")

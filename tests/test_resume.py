@@ -1,0 +1,83 @@
+"""Interrupted sends, in a real `campaigns send` process: resume sends the rest, nobody twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import APP_ID, APP_SECRET, ledger_counts, status_json, valid_phones, write_csv
+
+COUNT = 150
+
+
+def start_send(sandbox, db_url: str) -> subprocess.Popen:
+    env = os.environ | {
+        "CAMPAIGNS_DB": db_url,
+        "ZHENZI_API_URL": sandbox.url,
+        "ZHENZI_APP_ID": APP_ID,
+        "ZHENZI_APP_SECRET": APP_SECRET,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "campaigns", "send", "spring", "--concurrency", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_ledger(sandbox, at_least: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while len(sandbox.ledger_entries()) < at_least:
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, "send made no progress"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def campaign(run, sandbox, tmp_path):
+    sandbox.config.latency_ms = 30
+    path = write_csv(tmp_path / "list.csv", valid_phones(COUNT))
+    assert run("import", str(path), "-c", "spring", "-m", "【测试】{姓名}您好").exit_code == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+def test_interrupted_send_resumes_and_sends_each_once(campaign, run, sandbox, db_url, sig):
+    process = start_send(sandbox, db_url)
+    wait_for_ledger(sandbox, 20, process)
+    process.send_signal(sig)
+    output, _ = process.communicate(timeout=30)
+    interrupted_at = len(sandbox.ledger_entries())
+    assert interrupted_at < COUNT, "the send finished before it could be interrupted"
+    if sig != signal.SIGKILL:
+        assert process.returncode == 130, output
+        assert "stopped; run `campaigns send spring` to resume" in output
+        assert "Traceback" not in output
+        # A graceful stop finishes and records its in-flight requests: nothing left `sending`.
+        assert status_json(run, "spring")["by_state"]["sending"] == 0
+
+    resumed = run("send", "spring")
+    assert resumed.exit_code == 0, resumed.output
+    counts = ledger_counts(sandbox)
+    assert len(counts) == COUNT
+    assert max(counts.values()) == 1
+    by_state = status_json(run, "spring")["by_state"]
+    assert by_state["sent"] == COUNT
+    assert by_state["sending"] == by_state["pending"] == 0
+
+
+def test_second_sender_is_refused_while_the_first_runs(campaign, run, sandbox, db_url):
+    first = start_send(sandbox, db_url)
+    try:
+        wait_for_ledger(sandbox, 5, first)
+        second = run("send", "spring")
+        assert second.exit_code == 1
+        assert f"already being sent by process {first.pid}@" in second.output
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=30)
