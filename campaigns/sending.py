@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -34,6 +35,8 @@ from campaigns.store.queries import Claim
 HEARTBEAT_EVERY = 2.0
 SENDER_STALE_AFTER = timedelta(seconds=20)
 FLUSH_EVERY = 0.5
+MAX_PASSES = 3  # send → resolve unknown outcomes → send what the provider never got
+PROVIDER_DOWN_AFTER = 10  # consecutive messages that used up all retries
 
 
 @dataclass
@@ -86,8 +89,7 @@ def send_campaign(
             stop_reason=None,
         )
         run = _SendRun(store, client, campaign.id, me, options)
-        run.resolve_in_flight()
-        run.send_pending()
+        run.run()
         progress = run.finish(name)
         counts = queries.counts_by_state(store, campaign.id)
         if counts[PENDING] + counts[SENDING] == 0:
@@ -131,33 +133,51 @@ class _SendRun:
         self._exhausted = False
         self._unwritten: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
+        self._give_ups = 0  # consecutive messages whose retries were all used up
 
-    # -- crash recovery ----
+    def run(self) -> None:
+        """Resolve what an earlier run left unknown, send, then resolve what this run left."""
+        try:
+            self.resolve_in_flight()
+            for _ in range(MAX_PASSES):
+                self.send_pending()
+                if self._stopping() or not self.resolve_in_flight():
+                    break
+        except KeyboardInterrupt:
+            self.interrupted = True
 
-    def resolve_in_flight(self) -> None:
-        """Look up what an earlier run left ``sending``: found → sent, unknown → pending again."""
+    # -- unknown outcomes ----
+
+    def resolve_in_flight(self) -> int:
+        """Look up every message left ``sending``: found → sent, unknown → pending again.
+
+        Only this process sends the campaign (the sender lock), so any earlier request for these
+        messages is already in the past: one visibility window from now, a lookup sees it.
+        Returns how many went back to pending.
+        """
         left = queries.in_flight(self.store, self.campaign_id)
         if not left:
-            return
-        # The previous sender is gone, so its last request is in the past: one visibility window
-        # from now, anything it sent can be seen by a lookup.
+            return 0
         settled_from = time.monotonic()
-        outcomes = []
-        for claim in left:
+
+        def look_up(claim: Claim) -> dict[str, Any] | None:
             self.limiter.acquire()
             try:
                 record = self.client.find_settled(claim.message_id, settled_from)
             except (Transient, AccountBlocked):
-                self.progress.unknown += 1
-                continue
+                return None  # still unknown: stays `sending` for the next pass or run
             if record is None:
-                outcomes.append(_outcome(claim, PENDING, 0, error_text="resent after lookup"))
-            else:
-                self.progress.confirmed_by_lookup += 1
-                outcomes.append(_outcome(claim, SENT, 0, sent_at=queries.utcnow()))
-                self.progress.sent += 1
-            self._heartbeat()
+                return _outcome(claim, PENDING, 0, error_text="not received by the provider")
+            self.progress.confirmed_by_lookup += 1
+            return _outcome(claim, SENT, 0, sent_at=queries.utcnow())
+
+        with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="lookup") as pool:
+            outcomes = [o for o in pool.map(look_up, left) if o is not None]
         queries.record_outcomes(self.store, outcomes)
+        self.progress.sent += sum(o["state"] == SENT for o in outcomes)
+        self._heartbeat()
+        return sum(o["state"] == PENDING for o in outcomes)
 
     # -- the main loop ----
 
@@ -207,6 +227,8 @@ class _SendRun:
                 break
             arrived = self._drain(results)
             self._outstanding -= len(arrived)
+            if any(outcome["state"] == PENDING for outcome in arrived):
+                self._exhausted = False  # a transient give-up went back to the queue
             self._unwritten.extend(arrived)
             if self._unwritten and (
                 self._outstanding == 0
@@ -279,17 +301,28 @@ class _SendRun:
             self.options.stop.set()
             return self._unknown(claim, exc) if exc.maybe_sent else _outcome(claim, PENDING, 0)
         except Transient as exc:
-            # The client already retried with backoff: the provider is unreachable for now.
-            self.unavailable = self.unavailable or exc
-            self.options.stop.set()
+            # The client already retried with backoff. One unlucky message goes back (or stays
+            # unknown); many in a row mean the provider is down, and the run stops.
+            if self._note_unavailable(exc):
+                self.options.stop.set()
             return self._unknown(claim, exc) if exc.maybe_sent else _outcome(claim, PENDING, 0)
         except Exception as exc:  # a bug must not lose track of a message that may have gone out
             self.crashed = self.crashed or exc
             self.options.stop.set()
             return self._unknown(claim, CampaignsError(f"internal error: {exc!r}"))
+        self._note_unavailable(None)
         if result.confirmed_by_lookup:
             self.progress.confirmed_by_lookup += 1
         return _outcome(claim, SENT, result.requests, sent_at=queries.utcnow())
+
+    def _note_unavailable(self, exc: Transient | None) -> bool:
+        """Count consecutive give-ups; True once there are enough to call the provider down."""
+        with self._lock:
+            self._give_ups = self._give_ups + 1 if exc else 0
+            if self._give_ups >= PROVIDER_DOWN_AFTER:
+                self.unavailable = self.unavailable or exc
+                return True
+            return False
 
     @staticmethod
     def _unknown(claim: Claim, exc: Exception) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from tests.conftest import APP_ID, APP_SECRET, ledger_counts, status_json, valid
 COUNT = 150
 
 
-def start_send(sandbox, db_url: str) -> subprocess.Popen:
+def start_send(sandbox, db_url: str, *extra: str) -> subprocess.Popen:
     env = os.environ | {
         "CAMPAIGNS_DB": db_url,
         "ZHENZI_API_URL": sandbox.url,
@@ -23,7 +23,7 @@ def start_send(sandbox, db_url: str) -> subprocess.Popen:
         "ZHENZI_APP_SECRET": APP_SECRET,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "campaigns", "send", "spring", "--concurrency", "2"],
+        [sys.executable, "-m", "campaigns", "send", "spring", "--concurrency", "2", *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -72,7 +72,7 @@ def test_interrupted_send_resumes_and_sends_each_once(campaign, run, sandbox, db
 
 
 def test_second_sender_is_refused_while_the_first_runs(campaign, run, sandbox, db_url):
-    first = start_send(sandbox, db_url)
+    first = start_send(sandbox, db_url, "--rate", "10")  # 15 s of work: it outlives the check
     try:
         wait_for_ledger(sandbox, 5, first)
         second = run("send", "spring")

@@ -22,11 +22,11 @@ def _alembic_config() -> Config:
 
 
 def _tune_sqlite(dbapi_connection, _record) -> None:
-    # WAL lets `status` and `report` read while `send` writes; NORMAL is durable per commit in WAL
-    # up to the last checkpointed transaction, and a lost tail is resolved by message lookups.
+    # WAL lets `status` and `report` read while `send` writes. FULL syncs every commit, so a
+    # `sending` mark survives even a power cut once its request may leave; commits are batched.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
