@@ -42,6 +42,7 @@ def make_client(settings: Settings) -> ZhenziClient:
         settings.app_secret,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
+        visibility_wait=settings.lookup_wait,
         ca_bundle=settings.ca_bundle,
     )
 

@@ -76,8 +76,32 @@ class _Group(click.Group):
     default="",
     help="appSecret (env ZHENZI_APP_SECRET; prefer the variable: options show in `ps`).",
 )
+@click.option(
+    "--read-timeout",
+    envvar="ZHENZI_READ_TIMEOUT",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for a reply (env ZHENZI_READ_TIMEOUT).",
+)
+@click.option(
+    "--lookup-wait",
+    envvar="ZHENZI_LOOKUP_WAIT",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Seconds before a message whose outcome is unknown is looked up (env ZHENZI_LOOKUP_WAIT).",
+)
 @click.pass_context
-def cli(ctx: click.Context, db: str, api_url: str, app_id: str, app_secret: str) -> None:
+def cli(
+    ctx: click.Context,
+    db: str,
+    api_url: str,
+    app_id: str,
+    app_secret: str,
+    read_timeout: float,
+    lookup_wait: float,
+) -> None:
     """Bulk SMS campaigns for Zhenzi (榛子云短信): import, send exactly once, reconcile, report.
 
     \b
@@ -86,7 +110,14 @@ def cli(ctx: click.Context, db: str, api_url: str, app_id: str, app_secret: str)
       campaigns send spring --rate 50
       campaigns reconcile spring && campaigns report spring --output spring.xlsx
     """
-    ctx.obj = Settings.from_env(db_url=db, api_url=api_url, app_id=app_id, app_secret=app_secret)
+    ctx.obj = Settings.from_env(
+        db_url=db,
+        api_url=api_url,
+        app_id=app_id,
+        app_secret=app_secret,
+        read_timeout=read_timeout,
+        lookup_wait=lookup_wait,
+    )
 
 
 def main() -> None:

@@ -37,6 +37,10 @@ class Settings:
     app_secret: Secret = field(default_factory=lambda: Secret(""))
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
+    # How long after a request whose outcome is unknown the provider's log is trusted to show
+    # it: a lookup that finds nothing after this window means "not received", and only then is
+    # the message sent again. A provider slower than this is the one way a duplicate can happen.
+    lookup_wait: float = 3.0
     ca_bundle: str | None = None
 
     @classmethod
@@ -47,6 +51,8 @@ class Settings:
             "api_url": os.environ.get("ZHENZI_API_URL", DEFAULT_API_URL),
             "app_id": os.environ.get("ZHENZI_APP_ID", ""),
             "app_secret": os.environ.get("ZHENZI_APP_SECRET", ""),
+            "read_timeout": float(os.environ.get("ZHENZI_READ_TIMEOUT", 10.0)),
+            "lookup_wait": float(os.environ.get("ZHENZI_LOOKUP_WAIT", 3.0)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if not isinstance(values["app_secret"], Secret):

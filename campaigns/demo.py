@@ -68,6 +68,7 @@ def run_demo(
             api_url=sandbox.url,
             app_id=config.app_id,
             app_secret=Secret(config.app_secret),
+            lookup_wait=1.0,  # the sandbox shows a new SMS at once
         )
         imported = api.import_file(settings, sample_file(), campaign=CAMPAIGN, message=MESSAGE)
         say(

@@ -43,6 +43,7 @@ def settings(sandbox: Sandbox, db_url: str) -> Settings:
         app_id=APP_ID,
         app_secret=Secret(APP_SECRET),
         read_timeout=2.0,
+        lookup_wait=0.2,
     )
 
 
@@ -61,6 +62,8 @@ def run(sandbox: Sandbox, db_url: str):
             APP_ID,
             "--app-secret",
             secret,
+            "--lookup-wait",
+            "0.2",
         ]
         return runner.invoke(cli, [*base, *args], catch_exceptions=False)
 

@@ -81,3 +81,34 @@ def test_second_sender_is_refused_while_the_first_runs(campaign, run, sandbox, d
     finally:
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=30)
+
+
+def test_two_senders_started_together_never_share_a_message(campaign, run, sandbox, db_url):
+    senders = [start_send(sandbox, db_url, "--rate", "100") for _ in range(2)]
+    outputs = [sender.communicate(timeout=60)[0] for sender in senders]
+    codes = sorted(sender.returncode for sender in senders)
+    assert codes == [0, 1], outputs
+    refused = outputs[[s.returncode for s in senders].index(1)]
+    assert "already being sent by process" in refused
+    counts = ledger_counts(sandbox)
+    assert len(counts) == COUNT and max(counts.values()) == 1
+
+
+def test_status_and_report_read_consistent_counts_while_send_writes(
+    campaign, run, sandbox, db_url, tmp_path
+):
+    sender = start_send(sandbox, db_url, "--rate", "60")
+    try:
+        wait_for_ledger(sandbox, 5, sender)
+        seen = []
+        while sender.poll() is None and len(seen) < 15:
+            status = status_json(run, "spring")
+            assert sum(status["by_state"].values()) == status["total"] == COUNT
+            seen.append(status["by_state"]["sent"])
+            report = run("report", "spring", "--output", str(tmp_path / "live.csv"))
+            assert report.exit_code == 0, report.output
+        assert seen == sorted(seen), "sent counts must only grow"
+        assert len(set(seen)) > 1, "status saw the send make progress"
+    finally:
+        sender.send_signal(signal.SIGINT)
+        sender.communicate(timeout=30)

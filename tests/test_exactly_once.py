@@ -1,0 +1,64 @@
+"""Exactly once under crashes, unknown outcomes and slow provider logs."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from bench.torture import TortureConfig, run_torture
+from campaigns import api
+from campaigns.sending import SendOptions
+from tests.conftest import valid_phones, write_csv
+
+
+def test_torture_kills_and_faults_lose_nothing_and_send_nothing_twice(tmp_path):
+    config = TortureConfig(recipients=1000, kills=5, seed=11, rate=150, kill_after=(0.8, 2.5))
+    verdict = run_torture(config, tmp_path, say=lambda _: None)
+    assert verdict.kills >= 5, verdict.rounds
+    assert verdict.line().startswith("PASS"), verdict.line()
+    assert verdict.ledger_sms == 1000
+    # With 18% of requests going wrong, many messages needed more than one request.
+    assert verdict.retried > 0
+
+
+def send_with_drops(settings, sandbox, tmp_path, *, visibility: float, lookup_wait: float):
+    sandbox.config.drop_after_accept = 0.3
+    sandbox.config.visibility_delay_s = visibility
+    path = write_csv(tmp_path / "list.csv", valid_phones(60))
+    api.import_file(settings, path, campaign="slow", message="【测试】{姓名}您好")
+    patient = type(settings)(**{**settings.__dict__, "lookup_wait": lookup_wait})
+    api.send(patient, "slow", SendOptions(concurrency=6))
+    return Counter(entry["number"] for entry in sandbox.ledger_entries())
+
+
+def test_lookup_waits_out_a_slow_provider_log(settings, sandbox, tmp_path):
+    counts = send_with_drops(settings, sandbox, tmp_path, visibility=0.4, lookup_wait=0.8)
+    assert len(counts) == 60
+    assert max(counts.values()) == 1
+
+
+def test_a_lookup_wait_shorter_than_the_log_delay_does_duplicate(settings, sandbox, tmp_path):
+    # The README's window: a provider slower to show an SMS than --lookup-wait gets it twice.
+    counts = send_with_drops(settings, sandbox, tmp_path, visibility=0.6, lookup_wait=0.0)
+    assert max(counts.values()) >= 2
+
+
+@pytest.mark.parametrize("code_share", ["fail_5xx", "fail_1000", "drop_after_accept"])
+def test_each_fault_alone_keeps_exactly_once_and_counts_attempts(
+    settings, sandbox, tmp_path, run, code_share
+):
+    setattr(sandbox.config, code_share, 0.3)
+    path = write_csv(tmp_path / "list.csv", valid_phones(80))
+    api.import_file(settings, path, campaign="f", message="【测试】{姓名}您好")
+    api.send(settings, "f", SendOptions(concurrency=8))
+    counts = Counter(entry["number"] for entry in sandbox.ledger_entries())
+    assert len(counts) == 80 and max(counts.values()) == 1
+    report = tmp_path / "r.csv"
+    assert run("report", "f", "--output", str(report)).exit_code == 0
+    attempts = pd.read_csv(report, encoding="utf-8-sig")["attempts"]
+    if code_share == "drop_after_accept":
+        assert attempts.max() == 1  # confirmed by lookup, never re-sent
+    else:
+        assert attempts.max() >= 2  # refused requests were retried, and it shows
