@@ -53,7 +53,7 @@ class TortureConfig:
     latency_ms: float = 5.0
     rate: float = 300.0
     concurrency: int = 8
-    kill_after: tuple[float, float] = (0.5, 2.5)
+    kill_after: tuple[float, float] = (0.0, 2.0)
     senders: int = 1
     db_url: str | None = None  # default: a SQLite file in the work folder
 
@@ -107,6 +107,16 @@ def _states(store: Store) -> Counter:
         )
 
 
+def _wait_for_progress(sandbox: Sandbox, senders: list[subprocess.Popen]) -> None:
+    """Until the ledger grows (the senders are sending), or they have all stopped."""
+    start = len(sandbox.ledger_entries())
+    deadline = time.monotonic() + 30
+    while len(sandbox.ledger_entries()) == start and time.monotonic() < deadline:
+        if all(sender.poll() is not None for sender in senders):
+            return
+        time.sleep(0.01)
+
+
 def _kill_rounds(
     env, config: TortureConfig, store: Store, sandbox: Sandbox, say
 ) -> tuple[int, list[str]]:
@@ -114,6 +124,10 @@ def _kill_rounds(
     kills, lines = 0, []
     while kills < config.kills:
         senders = [_sender(env, config) for _ in range(config.senders)]
+        if rng.random() < 0.5:
+            # Half the crashes hit start-up and recovery; the other half hit a sender in full
+            # flow (mid-request, between reply and write, mid-commit).
+            _wait_for_progress(sandbox, senders)
         time.sleep(rng.uniform(*config.kill_after))  # the random moment of the crash
         victim = rng.choice(senders)
         if victim.poll() is not None:

@@ -14,7 +14,7 @@ from tests.conftest import valid_phones, write_csv
 
 
 def test_torture_kills_and_faults_lose_nothing_and_send_nothing_twice(tmp_path):
-    config = TortureConfig(recipients=1000, kills=5, seed=11, rate=150, kill_after=(0.8, 2.5))
+    config = TortureConfig(recipients=1000, kills=6, seed=11, rate=150, kill_after=(0.2, 1.5))
     verdict = run_torture(config, tmp_path, say=lambda _: None)
     assert verdict.kills >= 5, verdict.rounds
     assert verdict.line().startswith("PASS"), verdict.line()
