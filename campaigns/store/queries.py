@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -268,9 +267,10 @@ REPORT_COLUMNS = (
 )
 
 
-def report_frame(
-    store: Store, campaign_id: int, states: Sequence[str] | None = None
-) -> pd.DataFrame:
+def report_frame(store: Store, campaign_id: int, states: Sequence[str] | None = None) -> Any:
+    """The report's rows as a pandas DataFrame (pandas loads only when a report is made)."""
+    import pandas as pd
+
     columns = [getattr(Message, name) for name in REPORT_COLUMNS]
     query = (
         select(*columns)
