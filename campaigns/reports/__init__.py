@@ -1,68 +1,55 @@
-"""Delivery reports: one row per recipient, in input order, that people open in Excel."""
+"""Delivery reports that people open: CSV and XLSX for operations, HTML charts for management.
+
+    write_report(ReportData(frame, status, template), Path("spring.xlsx"), mask=True)
+
+The format follows the file's extension.  Every format carries the same recipient columns (see
+``table.report_table``) and the same campaign summary (see ``summary.summarise``), including
+delivery by carrier and province.
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from campaigns.errors import UserError
-from campaigns.provider.codes import describe
+from campaigns.reports import csv_export, html, xlsx
+from campaigns.reports.summary import ReportData, StatusLike, Summary, scope_of, summarise
+from campaigns.reports.table import rejects_table, report_table
 
-TIMEZONE = "Asia/Shanghai"
-TIME_COLUMNS = {"queued_at": "queued", "sent_at": "sent", "final_at": "delivered/undelivered"}
-
-
-def _local_time(column: pd.Series) -> pd.Series:
-    stamps = pd.to_datetime(column).dt.tz_localize("UTC").dt.tz_convert(TIMEZONE)
-    return stamps.dt.strftime("%Y-%m-%d %H:%M:%S").fillna("")
-
-
-def _error_text(frame: pd.DataFrame) -> pd.Series:
-    """The provider's meaning (with its Chinese text) for a code, else what import said."""
-    meaning = frame["error_code"].map(
-        lambda code: describe(int(code)).meaning if pd.notna(code) else ""
-    )
-    return meaning.where(meaning != "", frame["error_text"].fillna(""))
+Writer = Callable[[pd.DataFrame, Summary, Path], None]
+WRITERS: dict[str, Writer] = {
+    ".csv": csv_export.write,
+    ".xlsx": xlsx.write,
+    ".html": html.write,
+    ".htm": html.write,
+}
 
 
-def report_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The report's columns from the store's rows (see ``queries.report_frame``)."""
-    input_columns = pd.json_normalize(frame["fields"].map(json.loads).tolist())
-    table = pd.DataFrame(
-        {
-            "row": frame["row_number"],
-            "phone": frame["phone"].fillna(frame["raw_phone"]),
-            "messageId": frame["message_id"].fillna(""),
-            "state": frame["state"],
-            "reason": frame["reason"].fillna(""),
-            "error_code": frame["error_code"].astype("Int64"),
-            "error_text": _error_text(frame),
-            "attempts": frame["attempts"],
-            "segments": frame["segments"],
-        }
-    )
-    for column, title in TIME_COLUMNS.items():
-        table[title] = _local_time(frame[column])
-    input_columns.index = table.index
-    extra = input_columns.drop(columns=[c for c in input_columns if c in table], errors="ignore")
-    return pd.concat([table.iloc[:, :2], extra, table.iloc[:, 2:]], axis=1)
+def write_report(
+    data: ReportData, output: Path, *, mask: bool = False, rejects_only: bool = False
+) -> int:
+    """Write the report for ``data`` to ``output`` (.csv, .xlsx or .html); returns the number of
+    recipient rows it covers.
 
-
-def write_report(frame: pd.DataFrame, output: Path) -> int:
-    suffix = output.suffix.lower()
-    if suffix not in (".csv", ".xlsx"):
-        raise UserError(f"{output}: the report must end in .csv or .xlsx")
-    table = report_table(frame)
+    ``mask`` shows phones as 138****8000.  ``rejects_only`` keeps just the rows rejected at import,
+    with their reasons, in a shape that can be corrected and imported again.
+    """
+    writer = WRITERS.get(output.suffix.lower())
+    if writer is None:
+        raise UserError(f"{output}: the report must end in .csv, .xlsx or .html")
+    table = report_table(data.frame, mask=mask)
+    rows = table[table["state"].isin(data.states)] if data.states else table
+    if rejects_only:
+        rows = rejects_table(rows)
+    summary = summarise(data, table, len(rows), scope_of(data.states, rejects_only))
     try:
-        if suffix == ".csv":
-            # The BOM makes Excel on Windows read the file as UTF-8 (Chinese intact).
-            table.to_csv(output, index=False, encoding="utf-8-sig")
-        else:
-            table.astype({"phone": str, "messageId": str}).to_excel(
-                output, index=False, sheet_name="Recipients", engine="openpyxl"
-            )
+        writer(rows, summary, output)
     except OSError as exc:
-        raise UserError(f"cannot write {output}: {exc.strerror}") from None
-    return len(table)
+        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
+    return len(rows)
+
+
+__all__ = ["ReportData", "StatusLike", "Summary", "WRITERS", "report_table", "write_report"]

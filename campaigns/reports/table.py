@@ -1,0 +1,121 @@
+"""The recipients table: one row per input row, in input order, built column-wise.
+
+A campaign can hold a million rows, so every step works on whole columns; the only Python loops
+run over distinct values (error codes, number prefixes), never over rows.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+
+from campaigns.provider.codes import describe
+from campaigns.reports.carriers import carriers, provinces
+
+TIMEZONE = "Asia/Shanghai"
+TIME_COLUMNS = {"queued_at": "queued", "sent_at": "sent", "final_at": "delivered/undelivered"}
+REJECT_COLUMNS = ("reason", "error_text")  # what a rejects file adds to row, phone and the input
+OWN_COLUMNS = (
+    "row", "phone", "carrier", "province", "messageId", "state", "reason", "error_code",
+    "error_text", "attempts", "segments", *TIME_COLUMNS.values(),
+)  # fmt: skip
+
+
+def input_columns(fields: pd.Series) -> pd.DataFrame:
+    """The input file's own columns, from the JSON object stored per row.
+
+    pyarrow parses all rows in one go (json.loads per row costs seconds per million).  Import stores
+    every cell as text, so any column pyarrow guessed as something else (a date, say) is read again
+    as text to keep exactly what the file said.
+    """
+    if fields.empty:
+        return pd.DataFrame(index=fields.index)
+    lines = pa.array(fields.fillna("{}"), type=pa.large_string())
+    one_list = pa.LargeListArray.from_arrays(pa.array([0, len(lines)], pa.int64()), lines)
+    document = pc.binary_join(one_list, pa.scalar("\n", pa.large_string()))[0].as_buffer()
+    parsed = pa_json.read_json(pa.BufferReader(document))
+    if not all(pa.types.is_string(t) or pa.types.is_null(t) for t in parsed.schema.types):
+        as_text = pa.schema([(name, pa.string()) for name in parsed.column_names])
+        options = pa_json.ParseOptions(explicit_schema=as_text)
+        parsed = pa_json.read_json(pa.BufferReader(document), parse_options=options)
+    table = parsed.to_pandas().astype("str").fillna("")
+    table.index = fields.index
+    return table
+
+
+def local_time(column: pd.Series) -> pd.Series:
+    """Naive UTC from the store → naive Asia/Shanghai wall-clock time, to the second."""
+    stamps = pd.to_datetime(column).dt.tz_localize("UTC").dt.tz_convert(TIMEZONE)
+    return stamps.dt.tz_localize(None).dt.floor("s")
+
+
+def mask_phones(phones: pd.Series) -> pd.Series:
+    """138****8000: the first 3 and last 4 characters; shorter values are hidden entirely."""
+    masked = phones.str.slice(0, 3) + "****" + phones.str.slice(-4)
+    return masked.where(phones.str.len() > 7, "****").where(phones != "", "")
+
+
+def _error_text(frame: pd.DataFrame, codes: pd.Series) -> pd.Series:
+    """The provider's meaning (English and Chinese) for a code, else what import or receipt said."""
+    meanings = {code: describe(int(code)).meaning for code in codes.dropna().unique()}
+    meaning = codes.map(meanings).astype("str").fillna("")
+    return meaning.where(meaning != "", frame["error_text"].astype("str").fillna(""))
+
+
+def _without_phone_column(inputs: pd.DataFrame, raw_phone: pd.Series) -> pd.DataFrame:
+    """Drop the input column(s) the phone was read from: they repeat ``phone`` and would defeat
+    the mask.  Rows from another import, with its own phone column, hold "" there."""
+    raw = raw_phone.astype("str").fillna("")
+    source = [
+        name
+        for name, column in inputs.items()
+        if (column.eq(raw) | column.eq("")).all() and column.ne("").any()
+    ]
+    return inputs.drop(columns=source)
+
+
+def report_table(frame: pd.DataFrame, *, mask: bool = False) -> pd.DataFrame:
+    """The report's columns from the store's rows (see ``queries.report_frame``).
+
+    row, phone (normalised; as typed when rejected), carrier, province, the input's own columns,
+    messageId, state, reason, error_code, error_text, attempts, segments and the three times.
+    """
+    phone = frame["phone"].astype("str")
+    shown = phone.fillna(frame["raw_phone"].astype("str")).fillna("")
+    codes = pd.to_numeric(frame["error_code"]).astype("Int64")
+    table = pd.DataFrame(
+        {
+            "row": frame["row_number"],
+            "phone": mask_phones(shown) if mask else shown,
+            "carrier": carriers(phone),
+            "province": provinces(phone),
+        },
+        index=frame.index,
+    )
+    inputs = _without_phone_column(input_columns(frame["fields"]), frame["raw_phone"])
+    inputs = inputs.rename(
+        columns={name: f"{name} (input)" for name in inputs if name in OWN_COLUMNS}
+    )
+    outcome = pd.DataFrame(
+        {
+            "messageId": frame["message_id"].astype("str").fillna(""),
+            "state": frame["state"].astype("str"),
+            "reason": frame["reason"].astype("str").fillna(""),
+            "error_code": codes,
+            "error_text": _error_text(frame, codes),
+            "attempts": frame["attempts"],
+            "segments": frame["segments"],
+            **{title: local_time(frame[column]) for column, title in TIME_COLUMNS.items()},
+        },
+        index=frame.index,
+    )
+    return pd.concat([table, inputs, outcome], axis=1)
+
+
+def rejects_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows rejected at import with why, in a shape that can be fixed and imported again."""
+    rejected = table[table["state"] == "invalid"]
+    inputs = [name for name in table.columns if name not in OWN_COLUMNS]
+    return rejected[["row", "phone", *inputs, *REJECT_COLUMNS]]
