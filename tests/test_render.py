@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from campaigns.errors import UserError
 from campaigns.intake.render import (
-    MAX_LENGTH,
-    REASONS,
+    BLOCKED,
+    blocked_texts,
+    check_placeholders,
+    load_template,
     placeholders,
     render,
     segments,
-    too_long,
-    utf16_length,
+    template_warnings,
     utf16_lengths,
 )
 
@@ -67,23 +71,82 @@ def test_bad_templates_are_user_errors(template: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "length"),
-    [("", 0), ("abc", 3), ("您好", 2), ("😀", 2), ("a😀b", 4), ("👍🏽", 4), ("é", 1)],
+    [("", 0), ("abc", 3), ("您好", 2), ("😀", 2), ("a😀b", 4), ("👍🏽", 4), ("é", 1), ("𠀀字", 3)],
 )
-def test_utf16_length(text: str, length: int) -> None:
-    assert utf16_length(text) == length
-    assert utf16_lengths(pd.Series([text])).tolist() == [length]
+def test_utf16_lengths_count_code_units(text: str, length: int) -> None:
+    assert len(text.encode("utf-16-le")) // 2 == length  # what the provider counts
+    assert utf16_lengths(pd.Series([text], dtype="str")).tolist() == [length]
+
+
+def test_segments_70_single_then_67_per_part() -> None:
+    units = [0, 1, 70, 71, 134, 135, 201, 202, 1000]
+    assert segments(np.array(units)).tolist() == [0, 1, 1, 2, 2, 3, 3, 4, 15]
+    assert segments(pd.Series(units)).tolist() == segments(np.array(units)).tolist()
+    assert int(segments(70)) == 1
+
+
+def test_check_placeholders_names_the_file() -> None:
+    check_placeholders("{姓名}您好", ["手机号", "姓名"], "list.csv")
+    with pytest.raises(
+        UserError, match=r"^list\.csv: the template uses \{名字\}.*columns: 手机号, 姓名$"
+    ):
+        check_placeholders("{名字}您好", ["手机号", "姓名"], "list.csv")
+
+
+def test_template_from_text_or_file(tmp_path: Path) -> None:
+    assert load_template("【店】{姓名}", None) == "【店】{姓名}"
+    path = tmp_path / "long.txt"
+    path.write_bytes("\ufeff【店】{姓名}您好\r\n第二行\r\n\r\n".encode())
+    assert load_template(None, path) == "【店】{姓名}您好\n第二行"  # Windows line breaks become \n
+    for message, file in (("x", path), (None, None)):
+        with pytest.raises(UserError, match="one of the two"):
+            load_template(message, file)
+    with pytest.raises(UserError, match="missing.txt: template file not found"):
+        load_template(None, tmp_path / "missing.txt")
+    (tmp_path / "gbk.txt").write_bytes("【店】您好".encode("gbk"))
+    with pytest.raises(UserError, match="gbk.txt: the template file is not UTF-8"):
+        load_template(None, tmp_path / "gbk.txt")
 
 
 @pytest.mark.parametrize(
-    ("length", "parts"), [(0, 0), (1, 1), (70, 1), (71, 2), (134, 2), (135, 3), (1000, 15)]
+    ("template", "marketing", "expected"),
+    [
+        ("【店铺】{姓名}您好", False, []),
+        ("{姓名}您好【店铺】", False, []),
+        ("  【店铺】{姓名}您好", True, ["opt-out"]),
+        ("【店铺】{姓名}您好,回T退订", True, []),
+        ("【店铺】双十一大促,回td", True, []),
+        ("{姓名}您好", False, ["signature"]),
+        ("您好【店铺】,{姓名}", True, ["signature", "opt-out"]),
+        ("[店铺]{姓名}您好", False, ["signature"]),
+    ],
 )
-def test_segments(length: int, parts: int) -> None:
-    assert segments(length) == parts
+def test_template_warnings(template: str, marketing: bool, expected: list[str]) -> None:
+    found = template_warnings(template, marketing=marketing)
+    assert ["signature" if "签名" in w else "opt-out" for w in found] == expected
+    assert all("\n" not in w for w in found)
 
 
-def test_too_long_counts_utf16_units() -> None:
+def test_blocked_texts_greetings_and_digits() -> None:
     content = pd.Series(
-        ["a" * MAX_LENGTH, "a" * (MAX_LENGTH + 1), "😀" * 500, "😀" * 500 + "a", "短"]
+        ["【店】你好!", "【店】 12132。", "您好 😀", "Hello", "【店】", "你好张三", "订单123", ""],
+        dtype="str",
     )
-    assert too_long(content).tolist() == [False, True, False, True, False]
-    assert "too_long" in REASONS
+    kinds = blocked_texts("{内容}", content)
+    assert kinds.tolist() == [
+        "greeting",
+        "digits",
+        "greeting",
+        "greeting",
+        "greeting",
+        "",
+        "",
+        "greeting",
+    ]
+    assert set(kinds) - {""} <= set(BLOCKED)
+
+
+def test_blocked_texts_skips_rows_when_the_template_has_content() -> None:
+    content = pd.Series(["【店】你好"], dtype="str")  # cannot come from this template; not examined
+    assert blocked_texts("【店】{姓名}您的订单已发货", content).tolist() == [""]
+    assert blocked_texts("【店】{x}你好", content).tolist() == ["greeting"]

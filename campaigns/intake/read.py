@@ -1,8 +1,10 @@
-"""Read a recipients spreadsheet (CSV/TXT/TSV or XLSX) as the user sees it in Excel.
+"""Read a recipients spreadsheet (CSV/TXT/TSV or XLSX) as the user sees it in Excel, in chunks.
 
 Every cell stays text, so phone numbers and order ids are never turned into floats, and each
-data row keeps the row number Excel shows.  Every failure is one InputFileError line naming the
-file, because the people reading it are operations staff, not programmers.
+data row keeps the row number Excel shows.  The rows come a chunk at a time (pyarrow's streaming
+CSV reader, openpyxl's read-only mode), so memory stays flat however long the file is.  Every
+failure is one InputFileError line naming the file, because the people reading it are operations
+staff, not programmers.
 """
 
 from __future__ import annotations
@@ -10,11 +12,18 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import openpyxl
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from campaigns.errors import InputFileError, UserError
 
@@ -32,6 +41,8 @@ PHONE_HEADERS = (
 )
 TEXT_SUFFIXES = (".csv", ".txt", ".tsv")
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
+CHUNK_ROWS = 20_000  # rows handed on at a time
+BLOCK_BYTES = 256 << 10  # CSV text pyarrow parses at a time; it reads 32 blocks ahead
 
 _GUESSED_ENCODINGS = ("utf-8-sig", "gb18030")  # gb18030 is a superset of GBK and GB2312
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # Excel's "Unicode Text" export
@@ -41,18 +52,29 @@ _ENCRYPTED_STREAM = "EncryptionInfo".encode("utf-16-le")
 _OLD_XLS = "this is an old .xls workbook; open it in Excel and save it as .xlsx or CSV"
 _EMPTY_HEADER = "{name}: row 1 is empty; put the column names in row 1"
 _SNIFF_CHARS = 8192
+_DECODE_BYTES = 1 << 20
 _DELIMITERS = ",;\t"
-_CSV_OPTIONS = {"header": None, "dtype": str, "keep_default_na": False, "skip_blank_lines": False}
+
+Grid = tuple[pd.DataFrame, np.ndarray]  # cells by position, and the Excel row number of each row
+
+
+@dataclass
+class Chunk:
+    """Consecutive data rows of the file, all text, and where each row came from."""
+
+    frame: pd.DataFrame  # every cell a str ("" when blank), the file's header names
+    row_numbers: np.ndarray  # Excel's row number of each frame row (the header is row 1)
 
 
 @dataclass
 class Recipients:
-    """The data rows of one sheet, all text, and where each row came from."""
+    """An opened recipients file: its header and phone column now, its rows as they are read."""
 
-    frame: pd.DataFrame  # every cell a str ("" when blank), original header names
+    columns: list[str]  # header names, made unique ("column N" for a blank one)
     phone_column: str  # the header of the column holding phone numbers
-    row_numbers: np.ndarray  # Excel's row number of each frame row (header is row 1)
-    source: str  # the file name, for messages
+    source: str  # the file name
+    where: str  # the file name, and the sheet of a workbook: how messages name the file
+    chunks: Iterator[Chunk]  # one pass; raises InputFileError at a bad row or if no row has data
 
 
 def read_recipients(
@@ -62,7 +84,8 @@ def read_recipients(
     encoding: str | None = None,
     sheet: str | None = None,
 ) -> Recipients:
-    """Read ``path`` and find its phone column (``phone_column``, else the one PHONE_HEADERS name).
+    """Open ``path``, read its header and find its phone column (``phone_column``, else the one
+    header PHONE_HEADERS names), so that a wrong file fails before anything is stored.
 
     ``encoding`` forces a text encoding (default: UTF-8, then GB18030/GBK); ``sheet`` picks an XLSX
     sheet (default: the first).  Fully blank rows are dropped; the others keep their row numbers.
@@ -75,132 +98,319 @@ def read_recipients(
     if suffix in TEXT_SUFFIXES:
         if sheet is not None:
             raise UserError(f"{name}: a sheet can only be chosen in an .xlsx workbook")
-        grid, where = _read_text(_load(path), name, suffix, encoding), name
+        grids = _text_grids(path, name, suffix, encoding)
     elif suffix in XLSX_SUFFIXES:
         if encoding is not None:
             raise UserError(f"{name}: an encoding can only be chosen for CSV or text files")
-        grid, where = _read_xlsx(_load(path), name, sheet)
+        grids = _xlsx_grids(path, name, sheet)
     else:
         raise InputFileError(
             f"{name}: unsupported file type {suffix or '(no extension)'};"
             " use .csv, .txt, .tsv or .xlsx"
         )
-    frame, row_numbers = _split_header(grid, where)
-    return Recipients(frame, _phone_column(frame.columns, phone_column, where), row_numbers, name)
-
-
-def _load(path: Path) -> bytes:
-    """The file's bytes; a missing, unreadable or empty file is the user's to fix."""
+    header, where = next(grids)  # the generators open the file and yield its header first
     try:
-        data = path.read_bytes()
+        if not any(cell.strip() for cell in header):
+            raise InputFileError(_EMPTY_HEADER.format(name=where))
+        columns = _unique([cell.strip() for cell in header])
+        phone = _phone_column(columns, phone_column, where)
+    except InputFileError:
+        grids.close()
+        raise
+    return Recipients(columns, phone, name, where, _chunks(grids, columns, where))
+
+
+def _chunks(grids: Iterator[Grid], columns: list[str], where: str) -> Iterator[Chunk]:
+    """Name the columns and drop blank rows; a file whose rows are all blank is an error.
+
+    Before each chunk, pyarrow's pool gives the memory the last one used back to the system:
+    otherwise it keeps it, and the process grows with the file.
+    """
+    rows = 0
+    for grid, numbers in grids:
+        pa.default_memory_pool().release_unused()
+        grid.columns = columns
+        keep = (grid != "").any(axis=1).to_numpy()
+        if not keep.all():
+            grid, numbers = grid[keep].reset_index(drop=True), numbers[keep]
+        if len(grid):
+            rows += len(grid)
+            yield Chunk(grid, numbers)
+    if not rows:
+        raise InputFileError(f"{where}: there are no data rows under the header row")
+
+
+def _head(path: Path, size: int) -> bytes:
+    """The file's first bytes; a missing or unreadable file is the user's to fix."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(size)
     except FileNotFoundError:
         raise InputFileError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise InputFileError(f"{path.name}: is a folder, not a file") from None
     except OSError as exc:
         raise InputFileError(f"{path.name}: cannot be read ({exc.strerror})") from None
-    if not data.strip():
-        raise InputFileError(f"{path.name}: the file is empty")
-    return data
 
 
-def _read_text(data: bytes, name: str, suffix: str, encoding: str | None) -> pd.DataFrame:
-    """All rows of a delimited text file, header included, as strings."""
-    text = _decode(data, name, encoding)
-    if not text.strip():
-        raise InputFileError(f"{name}: the file is empty")
-    delimiter = "\t" if suffix == ".tsv" else _sniff(text)
-    try:
-        utf8 = io.BytesIO(text.encode("utf-8"))
-        return pd.read_csv(utf8, sep=delimiter, engine="pyarrow", **_CSV_OPTIONS)
-    except ValueError:  # pyarrow refuses rows of unequal length: pad them or name the bad row
-        return _read_ragged(text, delimiter, name)
+# -- delimited text ----
 
 
-def _read_ragged(text: str, delimiter: str, name: str) -> pd.DataFrame:
-    """Rows cut or padded to the header's width; only a row with extra non-empty cells is wrong."""
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    except csv.Error as exc:
-        raise InputFileError(f"{name}: cannot be read as CSV ({exc})") from None
-    width = len(rows[0])
-    if not width:
-        raise InputFileError(_EMPTY_HEADER.format(name=name))
-    for number, row in enumerate(rows, start=1):
-        if any(cell.strip() for cell in row[width:]):
-            raise InputFileError(
-                f"{name}: row {number} has {len(row)} cells but the header row has {width};"
-                f" look for a stray {delimiter!r} or quote in that row"
-            )
-    return pd.DataFrame([row[:width] + [""] * (width - len(row)) for row in rows], dtype="str")
-
-
-def _decode(data: bytes, name: str, encoding: str | None) -> str:
-    """Text in the forced encoding, else the first of UTF-8 / GB18030 that decodes cleanly."""
-    if data.startswith(_ZIP_MAGIC):
+def _text_grids(
+    path: Path, name: str, suffix: str, encoding: str | None
+) -> Iterator[Any]:  # the header row and name, then Grid chunks
+    if _head(path, len(_ZIP_MAGIC)) == _ZIP_MAGIC:
         raise InputFileError(f"{name}: this is an Excel workbook, not text; rename it to .xlsx")
+    codec = _detect_encoding(path, name, encoding)
+    with path.open(encoding=codec, newline="") as handle:
+        sample = handle.read(_SNIFF_CHARS).removeprefix("\ufeff")  # a BOM read as forced UTF-8
+    delimiter = "\t" if suffix == ".tsv" else _sniff(sample)
+    header = next(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter), [])
+    yield header, name
+    yield from _csv_grids(path, name, codec, delimiter, len(header))
+
+
+def _csv_grids(path: Path, name: str, codec: str, delimiter: str, width: int) -> Iterator[Grid]:
+    """The rows, about CHUNK_ROWS at a time, each with its row number (the header is row 1)."""
+    odd = _OddRows(name, delimiter, width)
+    arrow_codec = "utf8" if codecs.lookup(codec).name in ("utf-8", "utf-8-sig") else codec
+    try:
+        with pacsv.open_csv(
+            str(path),
+            read_options=pacsv.ReadOptions(
+                encoding=arrow_codec,
+                block_size=BLOCK_BYTES,
+                use_threads=False,  # row numbers of odd rows are only known single-threaded
+                autogenerate_column_names=True,  # the header is data row 1, named by us
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                newlines_in_values=True,
+                ignore_empty_lines=False,  # a blank line still counts as a row in Excel
+                invalid_row_handler=odd,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f"f{i}": pa.string() for i in range(width)},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        ) as reader:
+            parts: list[Grid] = []
+            for batch in reader:
+                grid = batch.to_pandas().set_axis(range(width), axis=1)
+                parts.append(_with_odd_rows(grid, *odd.place(batch.num_rows)))
+                if sum(len(numbers) for _, numbers in parts) >= CHUNK_ROWS:
+                    yield _joined(parts)
+                    parts = []
+            empty = pd.DataFrame(columns=range(width), dtype="str")
+            yield _joined([*parts, _with_odd_rows(empty, *odd.place(0))])
+    except pa.ArrowInvalid as exc:
+        reason = str(exc).splitlines()[0]
+        if "straddl" in reason:  # a quoted cell that never ends swallows the rest of the file
+            reason = 'a quoted cell never ends; look for a stray " in the file'
+        raise InputFileError(odd.error or f"{name}: cannot be read as CSV ({reason})") from None
+
+
+def _joined(parts: list[Grid]) -> Grid:
+    if len(parts) == 1:
+        return parts[0]
+    grids = [grid for grid, numbers in parts if len(numbers)]
+    frame = pd.concat(grids, ignore_index=True) if grids else parts[0][0]
+    return frame, np.concatenate([numbers for _, numbers in parts])
+
+
+def _with_odd_rows(
+    grid: pd.DataFrame, numbers: np.ndarray, odd: list[tuple[int, list[str]]]
+) -> Grid:
+    """The batch with the padded odd rows put back in place, without the header row."""
+    if odd:
+        extra = pd.DataFrame([cells for _, cells in odd], columns=grid.columns, dtype="str")
+        grid = pd.concat([grid, extra], ignore_index=True)
+        numbers = np.concatenate([numbers, [number for number, _ in odd]])
+        order = np.argsort(numbers, kind="stable")
+        grid, numbers = grid.iloc[order].reset_index(drop=True), numbers[order]
+    if len(numbers) and numbers[0] == 1:
+        grid, numbers = grid.iloc[1:].reset_index(drop=True), numbers[1:]
+    return grid, numbers
+
+
+class _OddRows:
+    """pyarrow's handler for rows whose cell count differs from the header's.
+
+    pyarrow can only skip such rows: a short row, or one whose extra cells are empty (as
+    spreadsheets write them), is padded or cut here and put back in place by its row number.
+    A row with extra non-empty cells is an error; since pyarrow swallows exceptions raised in a
+    handler, the message is kept in ``error`` and pyarrow is told to stop.
+    """
+
+    def __init__(self, name: str, delimiter: str, width: int) -> None:
+        self.name, self.delimiter, self.width = name, delimiter, width
+        self.waiting: deque[tuple[int, list[str]]] = deque()  # (row number, cells), in order
+        self.error: str | None = None
+        self.next_row = 1  # the header is row 1
+
+    def __call__(self, row: Any) -> str:
+        reader = csv.reader(io.StringIO(row.text, newline=""), delimiter=self.delimiter)
+        cells = next(reader, [])
+        if row.number is None or any(cell.strip() for cell in cells[self.width :]):
+            self.error = (
+                f"{self.name}: row {row.number} has {len(cells)} cells but the header row has"
+                f" {self.width}; look for a stray {self.delimiter!r} or quote in that row"
+            )
+            return "error"
+        self.waiting.append((row.number, cells[: self.width] + [""] * (self.width - len(cells))))
+        return "skip"
+
+    def place(self, count: int) -> tuple[np.ndarray, list[tuple[int, list[str]]]]:
+        """Row numbers for the next ``count`` rows pyarrow kept, and the odd rows among them.
+
+        pyarrow reads a block ahead, so odd rows of the next batch may be waiting already: only
+        those inside this batch's span, or right after it, are taken.
+        """
+        start, end = self.next_row, self.next_row + count
+        taken = []
+        while self.waiting and self.waiting[0][0] <= end:
+            taken.append(self.waiting.popleft())
+            end += 1
+        numbers = np.arange(start, end, dtype=np.int64)
+        if taken:
+            numbers = numbers[~np.isin(numbers, [number for number, _ in taken])]
+        self.next_row = end
+        return numbers, taken
+
+
+def _detect_encoding(path: Path, name: str, encoding: str | None) -> str:
+    """The forced encoding, else the first of UTF-8 / GB18030 the whole file decodes in."""
     if encoding:
         candidates: tuple[str, ...] = (encoding,)
     else:
-        candidates = ("utf-16",) if data.startswith(_UTF16_BOMS) else _GUESSED_ENCODINGS
+        utf16 = _head(path, 2) in _UTF16_BOMS
+        candidates = ("utf-16",) if utf16 else _GUESSED_ENCODINGS
     for candidate in candidates:
         try:
-            text = data.decode(candidate)
+            codecs.lookup(candidate)
         except LookupError:
             raise InputFileError(f"{name}: unknown encoding {candidate!r}") from None
-        except UnicodeDecodeError as exc:
-            _reject_damaged_utf8(data, exc, name, guessing=not encoding)
-            continue
-        if "\x00" not in text:  # binary files decode as GB18030 more often than not
-            return text
+        if _decodes(path, name, candidate, guessing=not encoding):
+            return candidate
     wanted = f"{encoding} text" if encoding else "text (UTF-8 or GBK)"
     raise InputFileError(f"{name}: not a spreadsheet: it is not {wanted}; save it as CSV or .xlsx")
 
 
-def _reject_damaged_utf8(data: bytes, exc: UnicodeDecodeError, name: str, guessing: bool) -> None:
-    """Stop when a UTF-8 file has one bad byte: read as GBK it would turn into silent mojibake."""
-    before = data[: exc.start].removeprefix(codecs.BOM_UTF8)
-    if guessing and exc.encoding == "utf-8" and not before.isascii():
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputFileError(
-            f"{name}: line {line} is not valid UTF-8 although the lines before it are;"
-            " fix that line or give the encoding explicitly"
-        )
+def _decodes(path: Path, name: str, codec: str, guessing: bool) -> bool:
+    """Whether the whole file is text in ``codec``, read a block at a time.
+
+    Binary files decode as GB18030 more often than not, hence the NUL check.  A file that is
+    UTF-8 up to one bad byte stops here: read as GBK it would turn into silent mojibake.
+    """
+    decoder = codecs.getincrementaldecoder(codec)()
+    lines, ascii_so_far, has_text, first = 0, True, False, True
+    with path.open("rb") as handle:
+        while True:
+            block = handle.read(_DECODE_BYTES)
+            pending = len(decoder.getstate()[0])
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                before = block[: max(exc.start - pending, 0)]
+                if first:
+                    before = before.removeprefix(codecs.BOM_UTF8)
+                if (
+                    guessing
+                    and codec == _GUESSED_ENCODINGS[0]
+                    and not (ascii_so_far and before.isascii())
+                ):
+                    line = lines + before.count(b"\n") + 1
+                    raise InputFileError(
+                        f"{name}: line {line} is not valid UTF-8 although the lines before it"
+                        " are; fix that line or give the encoding explicitly"
+                    ) from None
+                return False
+            if "\x00" in text:
+                return False
+            if not block:
+                break
+            lines += block.count(b"\n")
+            ascii_so_far = ascii_so_far and text.isascii()
+            has_text = has_text or bool(text.strip())
+            first = False
+    if not has_text:
+        raise InputFileError(f"{name}: the file is empty")
+    return True
 
 
 def _sniff(text: str) -> str:
     """The delimiter among , ; and tab, judged on the first few KB; comma when unclear."""
-    sample = text[:_SNIFF_CHARS]
-    sample = sample[: sample.rfind("\n") + 1] or sample
+    sample = text[: text.rfind("\n") + 1] or text
     try:
         return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
     except csv.Error:
         return ","
 
 
-def _read_xlsx(data: bytes, name: str, sheet: str | None) -> tuple[pd.DataFrame, str]:
-    """All rows of one sheet, header included, as strings; and "file (sheet)" for messages."""
-    if data.startswith(_OLE_MAGIC):
-        if _ENCRYPTED_STREAM in data:
+# -- workbooks ----
+
+
+def _xlsx_grids(
+    path: Path, name: str, sheet: str | None
+) -> Iterator[Any]:  # the header row and "file (sheet)", then Grid chunks
+    head = _head(path, len(_OLE_MAGIC))
+    if head == _OLE_MAGIC:
+        if _ENCRYPTED_STREAM in path.read_bytes():
             raise InputFileError(
                 f"{name}: the workbook is encrypted (password-protected);"
                 " remove the password in Excel and save it again"
             )
         raise InputFileError(f"{name}: {_OLD_XLS}")
-    if not data.startswith(_ZIP_MAGIC):
+    if not head.strip():
+        raise InputFileError(f"{name}: the file is empty")
+    if not head.startswith(_ZIP_MAGIC):
         raise InputFileError(f"{name}: not an .xlsx workbook; save it again from Excel as .xlsx")
     try:
-        with pd.ExcelFile(io.BytesIO(data), engine="openpyxl") as book:
-            target = _sheet_name(book.sheet_names, sheet, name)
-            grid = pd.read_excel(book, sheet_name=target, header=None, dtype=str)
-    except InputFileError:
-        raise
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl reports damage with many exception types
         raise InputFileError(f"{name}: the workbook is damaged ({type(exc).__name__})") from None
-    where = f"{name} (sheet {target})"
-    if grid.empty:
-        raise InputFileError(f"{where}: the sheet is empty")
-    return grid, where
+    try:
+        target = _sheet_name(book.sheetnames, sheet, name)
+        where = f"{name} (sheet {target})"
+        rows = book[target].iter_rows(values_only=True)
+        header = [_cell_text(value) for value in next(rows, ())]
+        if not header:
+            raise InputFileError(f"{where}: the sheet is empty")
+        yield header, where
+        number = 2
+        while block := list(islice(rows, CHUNK_ROWS)):
+            cells = [_cells(row, len(header), number + i, where) for i, row in enumerate(block)]
+            numbers = np.arange(number, number + len(block), dtype=np.int64)
+            number += len(block)
+            yield pd.DataFrame(cells, columns=range(len(header)), dtype="str"), numbers
+    except InputFileError:
+        raise
+    except Exception as exc:  # damage further into the file surfaces while its rows are read
+        raise InputFileError(f"{name}: the workbook is damaged ({type(exc).__name__})") from None
+    finally:
+        book.close()
+
+
+def _cells(row: tuple, width: int, number: int, where: str) -> list[str]:
+    """A row's cells as text, padded to the header's width; values beyond it are an error."""
+    texts = [_cell_text(value) for value in row]
+    if any(text.strip() for text in texts[width:]):
+        raise InputFileError(
+            f"{where}: row {number} has values beyond the last header column;"
+            " give those columns a header in row 1"
+        )
+    return texts[:width] + [""] * (width - len(texts))
+
+
+def _cell_text(value: object) -> str:
+    """A cell as Excel shows it unformatted; whole numbers without ".0" (a phone typed as a
+    number comes back as 13800138000.0 from some writers)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _sheet_name(names: list[str], wanted: str | None, name: str) -> str:
@@ -212,19 +422,7 @@ def _sheet_name(names: list[str], wanted: str | None, name: str) -> str:
     return wanted
 
 
-def _split_header(grid: pd.DataFrame, where: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Row 1 becomes the header; blank rows go, the rest keep their Excel row numbers."""
-    grid = grid.astype("str").fillna("")
-    header = grid.iloc[0].str.strip().tolist()
-    if not any(header):
-        raise InputFileError(_EMPTY_HEADER.format(name=where))
-    body = grid.iloc[1:]
-    body = body[(body != "").any(axis=1)]
-    if body.empty:
-        raise InputFileError(f"{where}: there are no data rows under the header row")
-    row_numbers = body.index.to_numpy() + 1  # grid index 0 is Excel row 1
-    frame = body.set_axis(_unique(header), axis=1).reset_index(drop=True)
-    return frame, row_numbers
+# -- the header ----
 
 
 def _unique(header: list[str]) -> list[str]:
@@ -240,7 +438,7 @@ def _unique(header: list[str]) -> list[str]:
     return names
 
 
-def _phone_column(columns: pd.Index, wanted: str | None, where: str) -> str:
+def _phone_column(columns: list[str], wanted: str | None, where: str) -> str:
     """The requested column, else the single header that is a known phone header."""
     found = ", ".join(columns)
     if wanted is not None:
