@@ -5,29 +5,46 @@
     settings = Settings.from_env(db_url="sqlite:///my.db")
     api.import_file(settings, "customers.xlsx", campaign="双十一", message="【店铺】{姓名}您好…")
     api.send(settings, "双十一")
+
+Import, reports and the suppression list load pandas when called, so `send` and `status`
+start quickly.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from campaigns import importing
+from campaigns import controls
 from campaigns.config import Settings
 from campaigns.errors import UserError
-from campaigns.importing import REASONS, ImportSummary
 from campaigns.provider.client import ZhenziClient
 from campaigns.provider.codes import describe
 from campaigns.reconcile import ReconcileProgress, reconcile_campaign
-from campaigns.reports import write_report
-from campaigns.sending import SendOptions, SendProgress, send_campaign
+from campaigns.sending import SendOptions, SendPlan, SendProgress, plan, send_campaign
 from campaigns.store import queries
 from campaigns.store.db import Store
+
+if TYPE_CHECKING:
+    from campaigns.importing import ImportSummary
 
 
 def open_store(settings: Settings) -> Store:
     return Store(settings.db_url)
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[Store]:
+    store = open_store(settings)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def make_client(settings: Settings) -> ZhenziClient:
@@ -47,33 +64,97 @@ def make_client(settings: Settings) -> ZhenziClient:
     )
 
 
+def reasons() -> dict[str, str]:
+    """Import reject reason codes and their plain-English meaning."""
+    from campaigns.importing import REASONS
+
+    return REASONS
+
+
 # -- import ----
 
 
 def import_file(settings: Settings, path: str | Path, **options) -> ImportSummary:
     """Read, validate and store a recipients file (see ``importing.import_file`` for options)."""
-    store = open_store(settings)
-    try:
+    from campaigns import importing
+
+    with _store(settings) as store:
         return importing.import_file(store, path, **options)
-    finally:
-        store.close()
 
 
 # -- send, reconcile, balance ----
 
 
 def send(settings: Settings, name: str, options: SendOptions | None = None) -> SendProgress:
-    return send_campaign(
-        open_store(settings), make_client(settings), name, options or SendOptions()
-    )
+    """Send (or resume) a campaign. Senders of one account share ``options.rate``."""
+    with _store(settings) as store:
+        return send_campaign(
+            store,
+            make_client(settings),
+            name,
+            options or SendOptions(),
+            account=f"{settings.api_url}#{settings.app_id}",
+        )
+
+
+def send_plan(settings: Settings, name: str) -> SendPlan:
+    """What `send` would do now, and whether the balance covers it (nothing is sent)."""
+    with _store(settings) as store:
+        result = plan(store, name)
+    result.balance = make_client(settings).balance()
+    return result
+
+
+def send_tests(settings: Settings, name: str, numbers: Sequence[str]) -> list[controls.TestResult]:
+    with _store(settings) as store:
+        return controls.send_tests(store, make_client(settings), name, numbers)
 
 
 def reconcile(settings: Settings, name: str, **kwargs) -> ReconcileProgress:
-    return reconcile_campaign(open_store(settings), make_client(settings), name, **kwargs)
+    with _store(settings) as store:
+        return reconcile_campaign(store, make_client(settings), name, **kwargs)
 
 
 def balance(settings: Settings) -> int:
     return make_client(settings).balance()
+
+
+# -- controls ----
+
+
+def pause(settings: Settings, name: str) -> None:
+    with _store(settings) as store:
+        controls.pause(store, name)
+
+
+def cancel(settings: Settings, name: str) -> int:
+    with _store(settings) as store:
+        return controls.cancel(store, name)
+
+
+def retry(
+    settings: Settings,
+    name: str,
+    states: Sequence[str] = controls.RETRYABLE,
+    codes: Sequence[int] = (),
+) -> int:
+    with _store(settings) as store:
+        return controls.retry(store, name, states, codes)
+
+
+def suppress(settings: Settings, items: Iterable[str], reason: str) -> controls.SuppressionChange:
+    with _store(settings) as store:
+        return controls.suppress(store, items, reason)
+
+
+def unsuppress(settings: Settings, items: Iterable[str]) -> controls.SuppressionChange:
+    with _store(settings) as store:
+        return controls.unsuppress(store, items)
+
+
+def suppressions(settings: Settings) -> list:
+    with _store(settings) as store:
+        return queries.list_suppressions(store)
 
 
 # -- status and reports ----
@@ -86,10 +167,11 @@ class CampaignStatus:
     by_state: dict[str, int]
     errors: list[tuple[str, str, int]]  # (code or reason, meaning, count)
     stop_reason: str | None
-    sender: str | None
-    created_at: object = None
-    started_at: object = None
-    finished_at: object = None
+    control: str | None
+    senders: list[str]
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
     def as_json(self) -> str:
         return json.dumps(
@@ -98,24 +180,29 @@ class CampaignStatus:
         )
 
 
+def _meaning(code: int | None, reason: str | None) -> tuple[str, str]:
+    if code is not None:
+        return str(code), describe(code).meaning
+    return str(reason), reasons().get(str(reason), str(reason)) if reason else ""
+
+
 def status(settings: Settings, name: str) -> CampaignStatus:
-    store = open_store(settings)
-    campaign = queries.campaign_by_name(store, name)
-    by_state = queries.counts_by_state(store, campaign.id)
-    errors = []
-    for code, reason, count in queries.errors_by_code(store, campaign.id):
-        if code is not None:
-            errors.append((str(code), describe(code).meaning, count))
-        else:
-            errors.append((reason, REASONS.get(reason, reason), count))
-    store.close()
+    with _store(settings) as store:
+        campaign = queries.campaign_by_name(store, name)
+        by_state = queries.counts_by_state(store, campaign.id)
+        errors = [
+            (*_meaning(code, reason), count)
+            for code, reason, count in queries.errors_by_code(store, campaign.id)
+        ]
+        senders = queries.active_senders(store, campaign.id)
     return CampaignStatus(
         campaign=name,
         total=sum(by_state.values()),
         by_state=by_state,
         errors=errors,
         stop_reason=campaign.stop_reason,
-        sender=campaign.sender,
+        control=campaign.control,
+        senders=senders,
         created_at=campaign.created_at,
         started_at=campaign.started_at,
         finished_at=campaign.finished_at,
@@ -123,11 +210,22 @@ def status(settings: Settings, name: str) -> CampaignStatus:
 
 
 def report(
-    settings: Settings, name: str, output: str | Path, states: list[str] | None = None
+    settings: Settings,
+    name: str,
+    output: str | Path,
+    states: list[str] | None = None,
+    *,
+    mask: bool = False,
+    rejects_only: bool = False,
 ) -> int:
-    """Write one row per recipient to ``output`` (.csv or .xlsx); returns the number of rows."""
-    store = open_store(settings)
-    campaign = queries.campaign_by_name(store, name)
-    frame = queries.report_frame(store, campaign.id, states)
-    store.close()
-    return write_report(frame, Path(output))
+    """Write the campaign's report (.csv, .xlsx or .html); returns the number of recipient rows.
+
+    The summary always covers the whole campaign; ``states`` filters the recipient rows only.
+    """
+    from campaigns.reports import ReportData, write_report
+
+    with _store(settings) as store:
+        campaign = queries.campaign_by_name(store, name)
+        frame, template = queries.report_frame(store, campaign.id), campaign.template
+    data = ReportData(frame=frame, status=status(settings, name), template=template, states=states)
+    return write_report(data, Path(output), mask=mask, rejects_only=rejects_only)

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from rich.table import Table
 from campaigns import api
 from campaigns.config import DEFAULT_API_URL, DEFAULT_DB, Settings
 from campaigns.errors import AccountBlocked, CampaignsError, SendStopped, Transient, UserError
+from campaigns.schedule import MARKETING_WINDOW, SHANGHAI, Cap, Window, parse_moment
 from campaigns.sending import SendOptions
 from campaigns.store.models import STATES
 
@@ -197,43 +199,243 @@ def import_command(
     )
     out.print(f"  rejected  {summary.rejected_total}")
     for reason, count in summary.rejected.items():
-        out.print(f"    {count:>6}  {reason}: {api.REASONS.get(reason, reason)}")
+        out.print(f"    {count:>6}  {reason}: {api.reasons().get(reason, reason)}")
 
 
 @cli.command()
 @click.argument("name")
-@click.option("--rate", type=float, default=None, help="Messages per second (default: unlimited).")
+@click.option("--rate", type=float, default=None, help="Messages per second for the whole account.")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be sent and if the balance covers it."
+)
+@click.option(
+    "--test",
+    "tests",
+    multiple=True,
+    metavar="NUMBER",
+    help="Send the first message to this test number only (repeatable).",
+)
+@click.option(
+    "--window",
+    help="Daily send hours, Asia/Shanghai, e.g. 08:00-21:00 "
+    f"(default {MARKETING_WINDOW} for --marketing).",
+)
+@click.option("--marketing", is_flag=True, help=f"Marketing SMS: only inside {MARKETING_WINDOW}.")
+@click.option("--at", "start_at", metavar="'YYYY-MM-DD HH:MM'", help="Start no earlier than this.")
+@click.option("--until", metavar="'YYYY-MM-DD HH:MM'", help="Stop sending at this time.")
+@click.option(
+    "--no-wait", is_flag=True, help="Outside the window: exit (saying when) instead of waiting."
+)
+@click.option(
+    "--cap", metavar="N/24h", help="At most N SMS per number per period, across campaigns."
+)
+@click.option(
+    "--error-budget",
+    default="20%/200",
+    show_default=True,
+    metavar="X%/N",
+    help="Pause when more than X% of the last N sends fail permanently.",
+)
+@click.option(
+    "--allow-partial", is_flag=True, help="Start even if the balance cannot cover it all."
+)
 @click.pass_obj
-def send(settings: Settings, name: str, rate: float | None, concurrency: int) -> None:
+def send(
+    settings: Settings,
+    name: str,
+    rate: float | None,
+    concurrency: int,
+    dry_run: bool,
+    tests: tuple[str, ...],
+    window: str | None,
+    marketing: bool,
+    start_at: str | None,
+    until: str | None,
+    no_wait: bool,
+    cap: str | None,
+    error_budget: str,
+    allow_partial: bool,
+) -> None:
     """Send the campaign's pending messages; run again to resume after any stop.
 
     \b
     Example:
       campaigns send spring --rate 50 --concurrency 8
+      campaigns send spring --dry-run
+      campaigns send spring --test 13800138000
+      campaigns send spring --marketing --cap 2/24h
     """
-    status = api.status(settings, name)
-    todo = status.by_state["pending"] + status.by_state["sending"]
-    with _progress("sending", todo) as show:
-        options = SendOptions(
-            rate=rate,
-            concurrency=concurrency,
-            on_progress=lambda p: show(p.done, f"failed {p.failed}"),
-        )
+    if dry_run:
+        return _print_plan(api.send_plan(settings, name))
+    if tests:
+        for result in api.send_tests(settings, name, tests):
+            verdict = "sent" if result.ok else f"NOT sent: {result.detail}"
+            out.print(f"test {result.phone} ({result.message_id}): {verdict}")
+        return None
+    options = SendOptions(
+        rate=rate,
+        concurrency=concurrency,
+        window=Window.parse(window or MARKETING_WINDOW) if (window or marketing) else None,
+        start_at=parse_moment(start_at, "--at") if start_at else None,
+        until=parse_moment(until, "--until") if until else None,
+        no_wait=no_wait,
+        cap=Cap.parse(cap) if cap else None,
+        error_budget=_budget(error_budget),
+        allow_partial=allow_partial,
+        on_wait=lambda message: err.print(message),
+    )
+    todo = api.status(settings, name).by_state
+    with _progress("sending", todo["pending"] + todo["sending"]) as show:
+        options.on_progress = lambda p: show(p.done, f"failed {p.failed}")
         result = api.send(settings, name, options)
-    out.print(
-        f"sent {result.sent}, failed {result.failed}"
-        + (
-            f", confirmed by lookup {result.confirmed_by_lookup}"
-            if result.confirmed_by_lookup
-            else ""
+    parts = [f"sent {result.sent}", f"failed {result.failed}"]
+    if result.confirmed_by_lookup:
+        parts.append(f"confirmed by lookup {result.confirmed_by_lookup}")
+    if result.suppressed:
+        parts.append(f"suppressed {result.suppressed}")
+    if result.unknown:
+        parts.append(f"outcome unknown {result.unknown} (run send again to resolve)")
+    if result.deferred:
+        due = result.next_due.replace(tzinfo=UTC).astimezone(SHANGHAI) if result.next_due else None
+        parts.append(
+            f"deferred {result.deferred}" + (f" until {due:%Y-%m-%d %H:%M}" if due else "")
         )
+    out.print(", ".join(parts))
+
+
+def _budget(text: str) -> tuple[float, int]:
+    try:
+        share, window = text.split("/")
+        return float(share.rstrip("%")) / 100, int(window)
+    except ValueError:
+        raise UserError(f"--error-budget {text!r}: expected X%/N, e.g. 20%/200") from None
+
+
+def _print_plan(plan) -> None:
+    out.print(
+        f"campaign {plan.campaign}: {plan.messages} messages to send, {plan.segments} SMS segments"
+    )
+    out.print(
+        f"balance: {plan.balance} SMS — "
         + (
-            f", outcome unknown {result.unknown} (run send again to resolve)"
-            if result.unknown
-            else ""
+            "enough"
+            if plan.covered
+            else f"NOT enough: {plan.segments - plan.balance} short (top up, or --allow-partial)"
         )
     )
+    out.print("dry run: nothing was sent")
+
+
+@cli.command()
+@click.argument("name")
+@click.pass_obj
+def pause(settings: Settings, name: str) -> None:
+    """Pause a campaign; a running send stops within a second. `send NAME` resumes it.
+
+    \b
+    Example:
+      campaigns pause spring
+    """
+    api.pause(settings, name)
+    out.print(f"campaign {name} paused; `campaigns send {name}` resumes it")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def cancel(settings: Settings, name: str, yes: bool) -> None:
+    """Cancel a campaign for good: its unsent messages are never sent.
+
+    \b
+    Example:
+      campaigns cancel spring --yes
+    """
+    if not yes:
+        click.confirm(f"Cancel campaign {name} for good?", abort=True)
+    count = api.cancel(settings, name)
+    out.print(f"campaign {name} cancelled; {count} unsent messages will never be sent")
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--state",
+    "states",
+    default="failed,undelivered",
+    show_default=True,
+    help="Which messages: failed, undelivered, expired.",
+)
+@click.option("--codes", help="Only these provider codes, e.g. 1000,109.")
+@click.pass_obj
+def retry(settings: Settings, name: str, states: str, codes: str | None) -> None:
+    """Queue chosen messages again under new messageIds; then run `send`.
+
+    \b
+    Example:
+      campaigns retry spring --state undelivered
+      campaigns retry spring --codes 109 && campaigns send spring
+    """
+    try:
+        wanted = [int(code) for code in codes.split(",")] if codes else []
+    except ValueError:
+        raise UserError(f"--codes {codes!r}: expected numbers like 1000,109") from None
+    count = api.retry(settings, name, [s.strip() for s in states.split(",")], wanted)
+    out.print(f"{count} messages queued again with new messageIds; run `campaigns send {name}`")
+
+
+@cli.group()
+def suppress() -> None:
+    """Numbers never to text (opted out / 退订), across all campaigns."""
+
+
+@suppress.command("add")
+@click.argument("items", nargs=-1, required=True, metavar="FILE|NUMBER...")
+@click.option("--reason", default="opted out (退订)", show_default=True)
+@click.pass_obj
+def suppress_add(settings: Settings, items: tuple[str, ...], reason: str) -> None:
+    """Add numbers (or every number in a CSV/XLSX file) to the suppression list.
+
+    \b
+    Example:
+      campaigns suppress add 13800138000 unsubscribed.xlsx
+    """
+    _print_change(api.suppress(settings, items, reason), "added")
+
+
+@suppress.command("remove")
+@click.argument("items", nargs=-1, required=True, metavar="FILE|NUMBER...")
+@click.pass_obj
+def suppress_remove(settings: Settings, items: tuple[str, ...]) -> None:
+    """Take numbers off the suppression list.
+
+    \b
+    Example:
+      campaigns suppress remove 13800138000
+    """
+    _print_change(api.unsuppress(settings, items), "removed")
+
+
+@suppress.command("list")
+@click.pass_obj
+def suppress_list(settings: Settings) -> None:
+    """Every suppressed number with its reason.
+
+    \b
+    Example:
+      campaigns suppress list
+    """
+    rows = api.suppressions(settings)
+    for row in rows:
+        out.print(f"{row.phone}  {row.added_at:%Y-%m-%d %H:%M} UTC  {row.reason}")
+    out.print(f"{len(rows)} numbers suppressed")
+
+
+def _print_change(change, verb: str) -> None:
+    out.print(f"{change.changed} numbers {verb}")
+    for given, reason in change.rejected:
+        err.print(f"skipped {given!r}: {api.reasons().get(reason, reason)}")
 
 
 @cli.command()
@@ -308,24 +510,29 @@ def status(settings: Settings, name: str, as_json: bool) -> None:
     "-o",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="FILE.csv or FILE.xlsx",
+    help="FILE.csv, FILE.xlsx or FILE.html (the format follows the extension).",
 )
-@click.option("--state", "states", help="Only these states, e.g. failed,undelivered.")
+@click.option("--state", "states", help="Only recipients in these states, e.g. failed,undelivered.")
+@click.option("--mask", is_flag=True, help="Show phones as 138****8000.")
+@click.option("--rejects", is_flag=True, help="Only the rows rejected at import, with reasons.")
 @click.pass_obj
-def report(settings: Settings, name: str, output: Path, states: str | None) -> None:
-    """Write one row per recipient to a CSV or XLSX file.
+def report(
+    settings: Settings, name: str, output: Path, states: str | None, mask: bool, rejects: bool
+) -> None:
+    """Write one row per recipient, with a summary and where delivery failed.
 
     \b
     Example:
       campaigns report spring --output spring.xlsx
+      campaigns report spring --output retry.csv --state failed,undelivered
+      campaigns report spring --output spring.html
     """
     chosen = [s.strip() for s in states.split(",")] if states else None
     unknown = sorted(set(chosen or ()) - set(STATES))
     if unknown:
-        raise UserError(
-            f"--state: unknown state {', '.join(unknown)} (states: {', '.join(STATES)})"
-        )
-    rows = api.report(settings, name, output, chosen)
+        known = ", ".join(STATES)
+        raise UserError(f"--state: unknown state {', '.join(unknown)} (states: {known})")
+    rows = api.report(settings, name, output, chosen, mask=mask, rejects_only=rejects)
     out.print(f"wrote {rows} rows to {output}")
 
 

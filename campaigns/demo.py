@@ -78,7 +78,7 @@ def run_demo(
         sent = api.send(settings, CAMPAIGN, SendOptions(rate=100, concurrency=8))
         say(f"sent {sent.sent}, failed {sent.failed}; waiting for delivery reports…")
         _reconcile_until_final(settings)
-        reports = [folder / "report.xlsx", folder / "report.csv"]
+        reports = [folder / "report.xlsx", folder / "report.csv", folder / "report.html"]
         for path in reports:
             api.report(settings, CAMPAIGN, path)
         return DemoResult(folder, imported, sent, api.status(settings, CAMPAIGN), reports, ledger)

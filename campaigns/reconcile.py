@@ -13,9 +13,10 @@ from campaigns.provider.client import SmsRecord, ZhenziClient
 from campaigns.provider.ratelimit import RateLimiter, Unlimited
 from campaigns.store import queries
 from campaigns.store.db import Store
-from campaigns.store.models import DELIVERED, SENT, UNDELIVERED
+from campaigns.store.models import DELIVERED, EXPIRED, SENT, UNDELIVERED
 
 PAGE = 500
+EXPIRE_AFTER = timedelta(hours=72)
 SHANGHAI_OFFSET = timedelta(hours=8)
 
 
@@ -26,11 +27,19 @@ class ReconcileProgress:
     undelivered: int = 0
     still_pending: int = 0
     not_found: int = 0
+    expired: int = 0
     errors: int = 0
 
     @property
     def done(self) -> int:
-        return self.delivered + self.undelivered + self.still_pending + self.not_found + self.errors
+        return (
+            self.delivered
+            + self.undelivered
+            + self.still_pending
+            + self.not_found
+            + self.expired
+            + self.errors
+        )
 
 
 def _provider_time(record: SmsRecord) -> datetime:
@@ -42,7 +51,17 @@ def _provider_time(record: SmsRecord) -> datetime:
         return queries.utcnow()
 
 
-def _outcome(message_pk: int, record: SmsRecord | None) -> dict[str, Any]:
+def _outcome(
+    message_pk: int, record: SmsRecord | None, sent_at: datetime | None, expire_before: datetime
+) -> dict[str, Any]:
+    if (record is None or record.delivery is None) and sent_at and sent_at < expire_before:
+        return {
+            "id": message_pk,
+            "state": EXPIRED,
+            "final_at": None,
+            "provider_record": record.raw if record else None,
+            "error_text": "no delivery report within the expiry time",
+        }
     if record is None or record.delivery is None:
         return {
             "id": message_pk,
@@ -68,14 +87,21 @@ def reconcile_campaign(
     *,
     rate: float | None = None,
     concurrency: int = 8,
+    expire_after: timedelta = EXPIRE_AFTER,
+    now: datetime | None = None,
     on_progress: Callable[[ReconcileProgress], None] | None = None,
 ) -> ReconcileProgress:
-    """Look up every ``sent`` message once; messages still pending stay ``sent`` for next time."""
+    """Look up every ``sent`` message once; messages still pending stay ``sent`` for next time.
+
+    A message sent more than ``expire_after`` ago (default 72 h, as GOV.UK Notify does) without
+    a final answer ends ``expired``, so every campaign reaches a final state.
+    """
+    expire_before = (now or queries.utcnow()) - expire_after
     campaign = queries.campaign_by_name(store, name)
     progress = ReconcileProgress(total=queries.counts_by_state(store, campaign.id)[SENT])
     limiter = RateLimiter(rate, burst=5) if rate else Unlimited()
 
-    def look_up(item: tuple[int, str]) -> tuple[int, SmsRecord | None, bool]:
+    def look_up(item: tuple[int, str, datetime | None]) -> tuple[int, SmsRecord | None, bool]:
         limiter.acquire()
         try:
             return item[0], client.find(item[1]), True
@@ -86,12 +112,15 @@ def reconcile_campaign(
     with ThreadPoolExecutor(concurrency, thread_name_prefix="reconcile") as pool:
         while page := queries.sent_not_final(store, campaign.id, after_id, PAGE):
             after_id = page[-1][0]
+            sent_at = {pk: when for pk, _, when in page}
             outcomes = []
             try:
                 for pk, record, answered in pool.map(look_up, page):
-                    _count(progress, record, answered)
                     if answered:
-                        outcomes.append(_outcome(pk, record))
+                        outcomes.append(_outcome(pk, record, sent_at[pk], expire_before))
+                        _count(progress, outcomes[-1]["state"], record)
+                    else:
+                        progress.errors += 1
             except AccountBlocked:
                 queries.record_outcomes(store, outcomes)
                 raise
@@ -101,14 +130,14 @@ def reconcile_campaign(
     return progress
 
 
-def _count(progress: ReconcileProgress, record: SmsRecord | None, answered: bool) -> None:
-    if not answered:
-        progress.errors += 1
+def _count(progress: ReconcileProgress, state: str, record: SmsRecord | None) -> None:
+    if state == DELIVERED:
+        progress.delivered += 1
+    elif state == UNDELIVERED:
+        progress.undelivered += 1
+    elif state == EXPIRED:
+        progress.expired += 1
     elif record is None:
         progress.not_found += 1
-    elif record.delivery == "delivered":
-        progress.delivered += 1
-    elif record.delivery == "undelivered":
-        progress.undelivered += 1
     else:
         progress.still_pending += 1

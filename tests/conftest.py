@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -28,6 +30,76 @@ def sandbox(tmp_path: Path):
     )
     with Sandbox(config) as server:
         yield server
+
+
+# PostgreSQL tests run against this server, each in a database of its own that is dropped after.
+PG_SERVER = os.environ.get("CAMPAIGNS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+_pg_state: dict[str, object] = {"ran": 0}
+
+
+def _pg_admin():
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(PG_SERVER)
+    return psycopg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        dbname=url.database,
+        password=url.password,
+        autocommit=True,
+        connect_timeout=3,
+    ), url
+
+
+def _pg_unreachable() -> str | None:
+    if "problem" not in _pg_state:
+        try:
+            connection, _ = _pg_admin()
+            connection.close()
+            _pg_state["problem"] = None
+        except Exception as exc:  # any failure to connect means: not reachable here
+            _pg_state["problem"] = f"{type(exc).__name__}: {exc}".strip()
+    return _pg_state["problem"]  # type: ignore[return-value]
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database for one test (skipped, and said so, without a server)."""
+    problem = _pg_unreachable()
+    if problem:
+        if os.environ.get("CAMPAIGNS_REQUIRE_PG"):
+            pytest.fail(f"PostgreSQL required but not reachable at {PG_SERVER}: {problem}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_SERVER}")
+    admin, url = _pg_admin()
+    name = f"campaigns_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    _pg_state["ran"] = int(_pg_state["ran"]) + 1  # type: ignore[arg-type]
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    problem = _pg_state.get("problem")
+    if problem:
+        terminalreporter.write_line(
+            f"PostgreSQL NOT reachable at {PG_SERVER} ({problem}): its tests were skipped, "
+            "not passed. Set CAMPAIGNS_TEST_PG to a server URL to run them."
+        )
+    elif _pg_state["ran"]:
+        terminalreporter.write_line(f"PostgreSQL tests ran against {PG_SERVER}.")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request, tmp_path: Path) -> str:
+    """The same test on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'campaigns.db'}"
+    return request.getfixturevalue("pg_url")
 
 
 @pytest.fixture

@@ -71,27 +71,17 @@ def test_interrupted_send_resumes_and_sends_each_once(campaign, run, sandbox, db
     assert by_state["sending"] == by_state["pending"] == 0
 
 
-def test_second_sender_is_refused_while_the_first_runs(campaign, run, sandbox, db_url):
-    first = start_send(sandbox, db_url, "--rate", "10")  # 15 s of work: it outlives the check
-    try:
-        wait_for_ledger(sandbox, 5, first)
-        second = run("send", "spring")
-        assert second.exit_code == 1
-        assert f"already being sent by process {first.pid}@" in second.output
-    finally:
-        first.send_signal(signal.SIGINT)
-        first.communicate(timeout=30)
-
-
-def test_two_senders_started_together_never_share_a_message(campaign, run, sandbox, db_url):
-    senders = [start_send(sandbox, db_url, "--rate", "100") for _ in range(2)]
+def test_two_senders_started_together_share_the_work_and_never_a_message(
+    campaign, run, sandbox, db_url
+):
+    senders = [start_send(sandbox, db_url) for _ in range(2)]
     outputs = [sender.communicate(timeout=60)[0] for sender in senders]
-    codes = sorted(sender.returncode for sender in senders)
-    assert codes == [0, 1], outputs
-    refused = outputs[[s.returncode for s in senders].index(1)]
-    assert "already being sent by process" in refused
+    assert [sender.returncode for sender in senders] == [0, 0], outputs
     counts = ledger_counts(sandbox)
     assert len(counts) == COUNT and max(counts.values()) == 1
+    # Both did part of it: "sent N" from each adds up to the campaign.
+    sent = [int(output.split("sent ")[1].split(",")[0]) for output in outputs]
+    assert sum(sent) == COUNT and min(sent) > 0, outputs
 
 
 def test_status_and_report_read_consistent_counts_while_send_writes(

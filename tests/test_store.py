@@ -10,8 +10,8 @@ def test_schema_head_constant_matches_the_migrations():
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
 
 
-def test_fresh_database_is_migrated_to_head_and_reopening_is_a_no_op(tmp_path):
-    url = f"sqlite:///{tmp_path / 'x.db'}"
+def test_fresh_database_is_migrated_to_head_and_reopening_is_a_no_op(any_db_url):
+    url = any_db_url
     store = Store(url)
     with store.engine.connect() as connection:
         assert current_revision(connection) == SCHEMA_HEAD

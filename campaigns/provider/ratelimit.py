@@ -49,3 +49,44 @@ class Unlimited:
 
     def acquire(self) -> None:
         return None
+
+
+class SharedRateLimiter:
+    """The account's rate, shared by every sender process through a bucket in the database.
+
+    Each process reserves a block of consecutive slots (a tenth of a second's worth) with one
+    short transaction, then hands them to its workers one by one, so N senders together keep
+    the configured rate while the database sees about ten reservations a second per sender.
+    ``reserve(count, interval, tolerance)`` returns the time (epoch seconds) of the block's first
+    slot.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        reserve: Callable[[int, float, float], float],
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = 1.0 / rate
+        self.tolerance = max(burst - 1, 0) * self.interval
+        self.block = max(1, round(rate / 10))
+        self._reserve = reserve
+        self._clock = clock
+        self._sleep = sleep
+        self._slots: list[float] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            if not self._slots:
+                first = self._reserve(self.block, self.interval, self.tolerance)
+                self._slots = [first + i * self.interval for i in range(self.block - 1, -1, -1)]
+            slot = self._slots.pop()
+        wait = slot - self._clock()
+        if wait > 0:
+            self._sleep(wait)

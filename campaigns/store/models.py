@@ -7,18 +7,46 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-INVALID = "invalid"
+INVALID = "invalid"  # rejected at import (reason)
+SUPPRESSED = "suppressed"  # on the suppression list: never sent
 PENDING = "pending"
-SENDING = "sending"
+DEFERRED = "deferred"  # waits until due_at (daily limit 109, a cap)
+SENDING = "sending"  # claimed; committed before its request leaves
 SENT = "sent"
 FAILED = "failed"
 DELIVERED = "delivered"
 UNDELIVERED = "undelivered"
-STATES = (INVALID, PENDING, SENDING, SENT, FAILED, DELIVERED, UNDELIVERED)
-FINAL_STATES = (INVALID, FAILED, DELIVERED, UNDELIVERED)
+EXPIRED = "expired"  # sent, never confirmed within the expiry time
+CANCELLED = "cancelled"
+STATES = (
+    INVALID,
+    SUPPRESSED,
+    PENDING,
+    DEFERRED,
+    SENDING,
+    SENT,
+    FAILED,
+    DELIVERED,
+    UNDELIVERED,
+    EXPIRED,
+    CANCELLED,
+)
+FINAL_STATES = (INVALID, SUPPRESSED, FAILED, DELIVERED, UNDELIVERED, EXPIRED, CANCELLED)
+PAUSE = "pause"
+CANCEL = "cancel"
 
 
 class Base(DeclarativeBase):
@@ -39,9 +67,28 @@ class Campaign(Base):
     # Why the last send stopped early (provider code and advice); cleared when a send resumes.
     stop_code: Mapped[int | None] = mapped_column(Integer)
     stop_reason: Mapped[str | None] = mapped_column(Text)
-    # The one process allowed to send this campaign ("pid@host") and its last sign of life.
-    sender: Mapped[str | None] = mapped_column(String(200))
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Content warnings found at import (a JSON list of plain-English strings), shown before sending.
+    warnings: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    # "pause" or "cancel", set from another terminal; a running send stops within a second.
+    control: Mapped[str | None] = mapped_column(String(16))
+    # Set for campaigns sent through an approved v2 template (messages then carry params).
+    template_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Import(Base):
+    """One file imported into a campaign: the same bytes imported again add nothing."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))  # of the file's bytes
+    source: Mapped[str] = mapped_column(Text)  # the file name
+    rows: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (UniqueConstraint("campaign_id", "sha256", name="uq_imports_campaign_sha256"),)
 
 
 class Message(Base):
@@ -66,9 +113,76 @@ class Message(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     final_at: Mapped[datetime | None] = mapped_column(DateTime)
     provider_record: Mapped[str | None] = mapped_column(Text)
+    # The sender holding a `sending` message ("pid@host/run") and until when; outcome writes are
+    # fenced on claimed_by, so a sender whose lease expired cannot overwrite its successor's.
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    due_at: Mapped[datetime | None] = mapped_column(DateTime)  # when a deferred message may go
+    params: Mapped[str | None] = mapped_column(Text)  # v2 templateParams (JSON list)
 
     __table_args__ = (
-        # Claims, status counts and reconcile all filter by campaign and state.
+        # Claims, status counts and reconcile all filter by campaign and state.  No index on
+        # phone: import de-duplicates in memory, and that index made a 1M-row import 2x slower.
         Index("ix_messages_campaign_state", "campaign_id", "state"),
-        Index("ix_messages_campaign_phone", "campaign_id", "phone"),
+        Index(
+            "ix_messages_phone_sent",
+            "phone",
+            "sent_at",
+            sqlite_where=text("sent_at IS NOT NULL"),
+            postgresql_where=text("sent_at IS NOT NULL"),
+        ),
     )
+
+
+class RateLimit(Base):
+    """The account's shared send rate: the time (epoch seconds) of the next free slot."""
+
+    __tablename__ = "rate_limits"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Float)
+
+
+class Suppression(Base):
+    """A number that opted out (退订) or must never be texted, across all campaigns."""
+
+    __tablename__ = "suppressions"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class TestSend(Base):
+    """A test message sent to an operator's phone; the campaign itself is untouched."""
+
+    __tablename__ = "test_sends"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str] = mapped_column(String(64), unique=True)
+    content: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_text: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MessageHistory(Base):
+    """An earlier attempt of a message that `retry` gave a new messageId."""
+
+    __tablename__ = "message_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_pk: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_text: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    final_at: Mapped[datetime | None] = mapped_column(DateTime)
+    replaced_at: Mapped[datetime] = mapped_column(DateTime)
