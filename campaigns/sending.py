@@ -300,18 +300,20 @@ class _SendRun:
     # -- schedule and controls ----
 
     def _may_claim(self) -> bool:
-        """Check the clock, pause/cancel and the suppression list about twice a second."""
-        if time.monotonic() - self._last_check >= CHECK_EVERY:
-            self._last_check = time.monotonic()
-            self._check_controls()
-            fresh, self._suppressed_seen = queries.suppressed_since(
-                self.store, self._suppressed_seen
-            )
-            self._suppressed |= fresh
-            now = as_utc_naive(self.options.clock())
-            if queries.wake_deferred(self.store, self.campaign_id, now):
-                self._exhausted = False
+        self._periodic_checks()
         return not self._stopping() and self._schedule_allows()
+
+    def _periodic_checks(self) -> None:
+        """About twice a second: pause/cancel, new suppressions, deferred messages now due."""
+        if time.monotonic() - self._last_check < CHECK_EVERY:
+            return
+        self._last_check = time.monotonic()
+        self._check_controls()
+        fresh, self._suppressed_seen = queries.suppressed_since(self.store, self._suppressed_seen)
+        self._suppressed |= fresh
+        now = as_utc_naive(self.options.clock())
+        if queries.wake_deferred(self.store, self.campaign_id, now):
+            self._exhausted = False
 
     def _schedule_allows(self) -> bool:
         """True when the window, --at and --until allow sending; waits or stops otherwise."""
@@ -391,12 +393,18 @@ class _SendRun:
         return f"cap {cap.count}/{period} reached: deferred until the window allows"
 
     def _note_budget(self, outcomes: list[dict[str, Any]]) -> None:
+        """Watch each outcome as it arrives; pause once the recent failures pass the budget."""
+        window = self._recent.maxlen
         for outcome in outcomes:
             if outcome["state"] in (SENT, FAILED):
                 self._recent.append(outcome.get("error_code") in PERMANENT_CODES)
-        window = self._recent.maxlen
-        failures = sum(self._recent)
-        if len(self._recent) == window and failures > self._budget_share * window:
+            failures = sum(self._recent)
+            if len(self._recent) == window and failures > self._budget_share * window:
+                self._over_budget(failures, window)
+                return
+
+    def _over_budget(self, failures: int, window: int) -> None:
+        if self.over_budget is None:
             self.over_budget = (
                 f"{failures} of the last {window} sends failed for a permanent reason "
                 f"(more than {self._budget_share:.0%}); check the message template and the list"
@@ -524,7 +532,9 @@ class _SendRun:
                 break
             if self._outstanding == 0 and not self._may_claim():
                 continue  # waiting for the window; nothing in flight
+            self._periodic_checks()
             arrived = self._drain(results)
+            self._note_budget(arrived)
             self._outstanding -= len(arrived)
             if any(outcome["state"] == PENDING for outcome in arrived):
                 self._exhausted = False  # a give-up went back to the queue
@@ -570,7 +580,6 @@ class _SendRun:
             if outcome["state"] in counted:
                 name = counted[outcome["state"]]
                 setattr(self.progress, name, getattr(self.progress, name) + 1)
-        self._note_budget(outcomes)
         if self.options.on_progress:
             self.options.on_progress(self.progress)
 
@@ -643,6 +652,7 @@ class _SendRun:
     def finish(self, name: str) -> SendProgress:
         if self.crashed is not None:
             raise self.crashed
+        self._check_controls()  # a cancel can empty the queue before the loop looked
         resume = f"run `campaigns send {name}` to resume"
         if self.blocked is not None:
             advice = self.blocked.advice or "fix the account"

@@ -157,6 +157,7 @@ class TestSend(Base):
     """A test message sent to an operator's phone; the campaign itself is untouched."""
 
     __tablename__ = "test_sends"
+    __test__ = False  # not a pytest test class, despite its name
 
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
