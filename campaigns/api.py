@@ -29,6 +29,15 @@ from campaigns.reconcile import ReconcileProgress, reconcile_campaign
 from campaigns.sending import SendOptions, SendPlan, SendProgress, plan, send_campaign
 from campaigns.store import queries
 from campaigns.store.db import Store
+from campaigns.store.models import (
+    CANCEL,
+    DEFERRED,
+    FINAL_STATES,
+    PAUSE,
+    PENDING,
+    SENDING,
+    STATES,
+)
 
 if TYPE_CHECKING:
     from campaigns.importing import ImportSummary
@@ -207,6 +216,59 @@ def status(settings: Settings, name: str) -> CampaignStatus:
         started_at=campaign.started_at,
         finished_at=campaign.finished_at,
     )
+
+
+@dataclass
+class CampaignRow:
+    campaign: str
+    state: str  # ready, sending, paused, stopped, cancelled, done
+    done: int  # messages in a final state
+    total: int
+    created_at: datetime
+
+    def as_dict(self) -> dict:
+        return {
+            "campaign": self.campaign,
+            "state": self.state,
+            "done": self.done,
+            "total": self.total,
+            "created_at": f"{self.created_at:%Y-%m-%d %H:%M:%S}Z",
+        }
+
+
+def _campaign_state(campaign, counts: dict[str, int], live: bool) -> str:
+    if campaign.control == CANCEL:
+        return "cancelled"
+    if campaign.control == PAUSE:
+        return "paused"
+    if live:
+        return "sending"
+    if campaign.stop_reason:
+        return "stopped"
+    unsent = counts[PENDING] + counts[DEFERRED] + counts[SENDING]
+    if campaign.started_at is None:
+        return "ready"
+    return "done" if not unsent else "unfinished"
+
+
+def list_campaigns(settings: Settings) -> list[CampaignRow]:
+    """Every campaign with its state and progress (final messages of all)."""
+    with _store(settings) as store:
+        counts = queries.counts_by_campaign(store)
+        rows = []
+        for campaign in queries.list_campaigns(store):
+            mine = counts.get(campaign.id, dict.fromkeys(STATES, 0))
+            live = bool(mine[SENDING]) and bool(queries.active_senders(store, campaign.id))
+            rows.append(
+                CampaignRow(
+                    campaign.name,
+                    _campaign_state(campaign, mine, live),
+                    sum(mine[state] for state in FINAL_STATES),
+                    sum(mine.values()),
+                    campaign.created_at,
+                )
+            )
+    return rows
 
 
 def report(

@@ -5,6 +5,7 @@ Exit codes: 0 done, 1 user error, 2 stopped for an account or provider reason, 1
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -94,9 +95,11 @@ class _Group(click.Group):
     show_default=True,
     help="Seconds before a message whose outcome is unknown is looked up (env ZHENZI_LOOKUP_WAIT).",
 )
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.pass_context
 def cli(
     ctx: click.Context,
+    quiet: bool,
     db: str,
     api_url: str,
     app_id: str,
@@ -112,6 +115,7 @@ def cli(
       campaigns send spring --rate 50
       campaigns reconcile spring && campaigns report spring --output spring.xlsx
     """
+    ctx.meta["quiet"] = quiet
     ctx.obj = Settings.from_env(
         db_url=db,
         api_url=api_url,
@@ -132,12 +136,15 @@ def main() -> None:
 
 
 @contextmanager
-def _progress(title: str, total: int) -> Iterator[Callable[[int, str], None]]:
-    """A bar on a terminal, a plain line every few updates otherwise."""
+def _progress(title: str) -> Iterator[Callable[[int, int, str], None]]:
+    """``show(done, total, detail)``: a bar on a terminal, a line every 10% otherwise."""
+    if click.get_current_context().meta.get("quiet"):
+        yield lambda done, total, detail: None
+        return
     if not err.is_terminal:
         last = [-1.0]
 
-        def line(done: int, detail: str) -> None:
+        def line(done: int, total: int, detail: str) -> None:
             if done == total or done - last[0] >= max(total / 10, 1):
                 last[0] = done
                 err.print(f"{title}: {done}/{total} {detail}")
@@ -152,8 +159,10 @@ def _progress(title: str, total: int) -> Iterator[Callable[[int, str], None]]:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task(title, total=total, detail="")
-        yield lambda done, detail: bar.update(task, completed=done, detail=detail)
+        task = bar.add_task(title, total=None, detail="")
+        yield lambda done, total, detail: bar.update(
+            task, completed=done, total=total, detail=detail
+        )
 
 
 # -- commands ----
@@ -162,50 +171,92 @@ def _progress(title: str, total: int) -> Iterator[Callable[[int, str], None]]:
 @cli.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--campaign", "-c", required=True, help="Campaign name (created if new).")
-@click.option("--message", "-m", required=True, help="Text with {column} placeholders.")
+@click.option("--message", "-m", help="Text with {column} placeholders.")
+@click.option("--template-file", type=click.Path(dir_okay=False), help="Read the text from a file.")
+@click.option("--template-id", help="Send through this approved v2 template instead of free text.")
+@click.option("--params", help='v2 templateParams per row, e.g. "{姓名},{订单号}".')
 @click.option("--phone-column", help="Header of the phone column (found by name otherwise).")
-@click.option("--encoding", help="Force the CSV encoding (utf-8, gbk, ...).")
+@click.option("--encoding", help="Force the CSV encoding (utf-8, gbk, gb18030, ...).")
 @click.option("--sheet", help="XLSX sheet name (default: the first).")
+@click.option("--allow-international", is_flag=True, help="Accept valid non-mainland numbers.")
+@click.option("--marketing", is_flag=True, help="Marketing text: warn without an opt-out (退订).")
+@click.option("--dry-run", is_flag=True, help="Check and show a sample; store nothing.")
+@click.option(
+    "--rejects",
+    "rejects_path",
+    type=click.Path(dir_okay=False),
+    help="Write rejected rows with their reason to FILE.csv / FILE.xlsx.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The summary as one JSON object.")
 @click.pass_obj
-def import_command(
-    settings: Settings,
-    file: Path,
-    campaign: str,
-    message: str,
-    phone_column: str | None,
-    encoding: str | None,
-    sheet: str | None,
-) -> None:
+def import_command(settings: Settings, file: Path, campaign: str, as_json: bool, **options) -> None:
     """Import recipients from a CSV or XLSX file into a campaign.
 
     \b
     Example:
       campaigns import sample_data/recipients.csv --campaign demo \\
-        --message "【榛子演示】{姓名}您好,订单{订单号}已发货"
+        --message "【榛子演示】{姓名}您好,订单{订单号}已发货" --rejects rejects.xlsx
+      campaigns import list.xlsx -c otp --template-id 1001 --params "{验证码},5" --dry-run
     """
-    summary = api.import_file(
-        settings,
-        file,
-        campaign=campaign,
-        message=message,
-        phone_column=phone_column,
-        encoding=encoding,
-        sheet=sheet,
-    )
-    out.print(f"{summary.source}: {summary.rows} rows → campaign {summary.campaign!r}")
+    if not any(options[key] for key in ("message", "template_file", "template_id")):
+        raise UserError("give the text: --message, --template-file or --template-id with --params")
+    summary = api.import_file(settings, file, campaign=campaign, **options)
+    if as_json:
+        click.echo(json.dumps(_summary_json(summary), ensure_ascii=False))
+    else:
+        _print_import(summary)
+
+
+def _summary_json(summary) -> dict:
+    return {
+        "campaign": summary.campaign,
+        "source": summary.source,
+        "rows": summary.rows,
+        "accepted": summary.accepted,
+        "rejected": summary.rejected,
+        "segments": summary.segments,
+        "largest_segments": summary.largest,
+        "largest_characters": summary.largest_characters,
+        "warnings": summary.warnings,
+        "sample": summary.sample,
+        "dry_run": summary.dry_run,
+        "already_imported": summary.already_imported,
+    }
+
+
+def _print_import(summary) -> None:
+    if summary.already_imported:
+        out.print(
+            f"{summary.source} was already imported into {summary.campaign!r} "
+            f"({summary.accepted} of {summary.rows} rows accepted then): nothing added"
+        )
+        return
+    verb = "would go" if summary.dry_run else "→"
+    out.print(f"{summary.source}: {summary.rows} rows {verb} campaign {summary.campaign!r}")
     out.print(
-        f"  accepted  {summary.accepted}  ({summary.segments} SMS segments, "
-        f"largest message {summary.largest} segments)"
+        f"  accepted  {summary.accepted}: {summary.segments} SMS segments "
+        f"(estimated cost {summary.cost} SMS); largest message "
+        f"{summary.largest_characters} characters = {summary.largest} segments"
     )
     out.print(f"  rejected  {summary.rejected_total}")
     for reason, count in summary.rejected.items():
-        out.print(f"    {count:>6}  {reason}: {api.reasons().get(reason, reason)}")
+        out.print(f"    {count:>6}  {reason}: {api.reasons().get(reason.split(':')[0], reason)}")
+    for warning in summary.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", markup=True)
+    if summary.dry_run:
+        for text in summary.sample:
+            out.print(f"  sample: {text}")
+        if len(summary.rejects):
+            out.print("  first rejects:")
+            for row in summary.rejects.head(10).itertuples(index=False):
+                out.print(f"    row {row.row}: {row.reason}")
+        out.print("dry run: nothing was stored")
 
 
 @cli.command()
 @click.argument("name")
 @click.option("--rate", type=float, default=None, help="Messages per second for the whole account.")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True)
 @click.option(
     "--dry-run", is_flag=True, help="Show what would be sent and if the balance covers it."
 )
@@ -285,9 +336,8 @@ def send(
         allow_partial=allow_partial,
         on_wait=lambda message: err.print(message),
     )
-    todo = api.status(settings, name).by_state
-    with _progress("sending", todo["pending"] + todo["sending"]) as show:
-        options.on_progress = lambda p: show(p.done, f"failed {p.failed}")
+    with _progress("sending") as show:
+        options.on_progress = lambda p: show(p.done, p.total, f"failed {p.failed}")
         result = api.send(settings, name, options)
     parts = [f"sent {result.sent}", f"failed {result.failed}"]
     if result.confirmed_by_lookup:
@@ -441,7 +491,7 @@ def _print_change(change, verb: str) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--rate", type=float, default=None, help="Lookups per second (default: unlimited).")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True)
 @click.pass_obj
 def reconcile(settings: Settings, name: str, rate: float | None, concurrency: int) -> None:
     """Look up every sent message and record delivered / undelivered.
@@ -450,14 +500,13 @@ def reconcile(settings: Settings, name: str, rate: float | None, concurrency: in
     Example:
       campaigns reconcile spring
     """
-    total = api.status(settings, name).by_state["sent"]
-    with _progress("reconciling", total) as show:
+    with _progress("reconciling") as show:
         result = api.reconcile(
             settings,
             name,
             rate=rate,
             concurrency=concurrency,
-            on_progress=lambda p: show(p.done, ""),
+            on_progress=lambda p: show(p.done, p.total, f"delivered {p.delivered}"),
         )
     out.print(
         f"delivered {result.delivered}, undelivered {result.undelivered}, "
@@ -480,9 +529,25 @@ def print_status(status: api.CampaignStatus) -> None:
         for code, meaning, count in status.errors:
             errors.add_row(code, meaning, str(count))
         out.print(errors)
-    if status.stop_reason:
+    _print_next_step(status)
+
+
+def _print_next_step(status: api.CampaignStatus) -> None:
+    """Why the campaign is where it is, and the exact command that moves it on."""
+    name = status.campaign
+    if status.senders:
+        out.print(f"sending now: {', '.join(status.senders)}")
+    if status.control == "cancel":
+        out.print("cancelled: its unsent messages will never be sent")
+    elif status.control == "pause":
+        out.print(f"paused ({status.stop_reason}); to continue: campaigns send {name}")
+    elif status.stop_reason and not status.senders:
         out.print(f"last send stopped: {status.stop_reason}")
-        out.print(f"to continue: campaigns send {status.campaign}")
+        out.print(f"to continue: campaigns send {name}")
+    elif status.by_state["sent"] and not status.senders:
+        out.print(
+            f"delivery not yet confirmed for {status.by_state['sent']}: campaigns reconcile {name}"
+        )
 
 
 @cli.command()
@@ -501,6 +566,31 @@ def status(settings: Settings, name: str, as_json: bool) -> None:
         click.echo(result.as_json())
     else:
         print_status(result)
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list for scripts.")
+@click.pass_obj
+def list_command(settings: Settings, as_json: bool) -> None:
+    """All campaigns with their state, progress and created time.
+
+    \b
+    Example:
+      campaigns list
+    """
+    rows = api.list_campaigns(settings)
+    if as_json:
+        click.echo(json.dumps([row.as_dict() for row in rows], ensure_ascii=False))
+        return
+    table = Table(title="campaigns")
+    for column in ("campaign", "state", "done", "created (Asia/Shanghai)"):
+        table.add_column(column, justify="right" if column == "done" else "left")
+    for row in rows:
+        created = row.created_at.replace(tzinfo=UTC).astimezone(SHANGHAI)
+        table.add_row(
+            row.campaign, row.state, f"{row.done}/{row.total}", f"{created:%Y-%m-%d %H:%M}"
+        )
+    out.print(table)
 
 
 @cli.command()

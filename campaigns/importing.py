@@ -47,10 +47,14 @@ from campaigns.intake.render import (
 from campaigns.intake.render import REASONS as RENDER_REASONS
 from campaigns.store import intake_queries
 from campaigns.store.db import Store
-from campaigns.store.models import INVALID, PENDING, Campaign
+from campaigns.store.models import INVALID, PENDING, SUPPRESSED, Campaign
 from campaigns.store.queries import utcnow
 
-REASONS = {**PHONE_REASONS, **RENDER_REASONS}
+REASONS = {
+    **PHONE_REASONS,
+    **RENDER_REASONS,
+    SUPPRESSED: "On the suppression list (opted out / 退订): never sent.",
+}
 SAMPLE_SIZE = 5  # rendered messages shown in the summary
 REJECTS_SHOWN = 100  # rejected rows kept in the summary; the rejects file has them all
 R = TypeVar("R")
@@ -105,6 +109,8 @@ def import_file(
     marketing: bool = False,
     dry_run: bool = False,
     rejects_path: str | Path | None = None,
+    template_id: str | None = None,
+    params: str | None = None,
 ) -> ImportSummary:
     """Read, validate and store a recipients file as campaign ``campaign``, in one transaction.
 
@@ -112,8 +118,13 @@ def import_file(
     accepts valid non-mainland mobile numbers (stored in E.164); ``marketing`` asks for an
     opt-out phrase.  ``dry_run`` stores nothing; ``rejects_path`` (.csv or .xlsx) receives every
     rejected row with its reason.  Mistakes in the input raise UserError before anything is
-    stored.
+    stored.  With ``template_id`` the campaign sends through an approved v2 template:
+    ``params`` ("{姓名},{订单号}") is rendered per row into its templateParams.
     """
+    if template_id:
+        if not params or message or template_file:
+            raise UserError("--template-id needs --params (and no --message / --template-file)")
+        message = params
     template = load_template(message, template_file)
     path = Path(path)
     rejects_file = check_rejects_path(rejects_path, path) if rejects_path is not None else None
@@ -146,6 +157,7 @@ def import_file(
                     name=campaign,
                     token=ids.new_campaign_token(),
                     template=template,
+                    template_id=template_id,
                     source=recipients.source,
                     created_at=utcnow(),
                 )
@@ -160,6 +172,7 @@ def import_file(
                     phone_column=recipients.phone_column,
                     allow_international=allow_international,
                     rejects=rejects,
+                    v2_params=bool(template_id),
                 )
                 for statements in _one_ahead(pool, run.prepare, recipients.chunks):
                     if statements is not None:
@@ -195,8 +208,12 @@ class _Run:
         phone_column: str,
         allow_international: bool,
         rejects: RejectsFile | None,
+        v2_params: bool = False,
     ) -> None:
         self.target, self.template, self.summary = target, template, summary
+        # v2: each comma-separated part of the template is one templateParams entry.
+        self.params = template.split(",") if v2_params else None
+        self.suppressed = intake_queries.suppressed_phones(session)
         self.phone_column, self.allow_international = phone_column, allow_international
         self.rejects = rejects
         self.before = _Seen()  # numbers the campaign had before this import
@@ -224,7 +241,7 @@ class _Run:
     def examine(self, chunk: Chunk) -> pd.DataFrame:
         """Every row's verdict, column-wise: number, message, length and the first reason it
         fails for ("" when accepted), in the order the user would fix them."""
-        content, render_reason = render(self.template, chunk.frame)
+        content, render_reason, params = self._render(chunk.frame)
         raw = chunk.frame[self.phone_column]
         phone, phone_reason = normalise_phones(raw, allow_international=self.allow_international)
         units = utf16_lengths(content)
@@ -239,12 +256,32 @@ class _Run:
                 "units": units,
                 "reason": reason,
                 "detail": "",
+                "params": params,
             }
         )
         self._mark_duplicates(verdicts)
+        opted_out = (verdicts["reason"] == "") & verdicts["phone"].isin(self.suppressed)
+        verdicts.loc[opted_out, "reason"] = SUPPRESSED
         rejected = verdicts["reason"] != ""
         verdicts["text"] = _reason_text(verdicts[rejected]).reindex(verdicts.index)
         return verdicts
+
+    def _render(self, frame: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series | None]:
+        """(content, reason, v2 params as JSON) per row; content shows the params for v2."""
+        if self.params is None:
+            return (*render(self.template, frame), None)
+        rendered = [render(part, frame) for part in self.params]
+        reason = rendered[0][1]
+        for _, part_reason in rendered[1:]:
+            reason = reason.where(reason != "", part_reason)
+        values = [part for part, _ in rendered]
+        content = values[0].str.cat(values[1:], sep=",") if len(values) > 1 else values[0]
+        as_json = pd.Series(
+            [json.dumps(list(row), ensure_ascii=False) for row in zip(*values, strict=True)],
+            index=frame.index,
+            dtype=object,
+        )
+        return content, reason, as_json
 
     def _mark_duplicates(self, verdicts: pd.DataFrame) -> None:
         """Reject a number the campaign already has or an earlier row has; say which row.
@@ -311,20 +348,23 @@ class _Run:
         message_id = pd.Series(None, index=verdicts.index, dtype="str")
         message_id[accepted] = ids.message_ids(self.target.token, self.next_sequence, count).array
         self.next_sequence += count
-        return pa.table(
-            {
-                "row_number": verdicts["row"],
-                "raw_phone": verdicts["raw_phone"],
-                "phone": verdicts["phone"].where(accepted),
-                "content": verdicts["content"].where(accepted, ""),
-                "segments": np.where(accepted, segments(verdicts["units"]), 0),
-                "state": np.where(accepted, PENDING, INVALID),
-                "reason": verdicts["reason"].where(~accepted),
-                "error_text": verdicts["text"],
-                "fields": _fields_json(chunk.frame),
-                "message_id": message_id,
-            }
-        )
+        columns = {
+            "row_number": verdicts["row"],
+            "raw_phone": verdicts["raw_phone"],
+            "phone": verdicts["phone"].where(accepted),
+            "content": verdicts["content"].where(accepted, ""),
+            "segments": np.where(accepted, segments(verdicts["units"]), 0),
+            "state": np.where(
+                accepted, PENDING, np.where(verdicts["reason"] == SUPPRESSED, SUPPRESSED, INVALID)
+            ),
+            "reason": verdicts["reason"].where(~accepted),
+            "error_text": verdicts["text"],
+            "fields": _fields_json(chunk.frame),
+            "message_id": message_id,
+        }
+        if self.params is not None:
+            columns["params"] = verdicts["params"].where(accepted)
+        return pa.table(columns)
 
     def finish(self, session: Session, digest: str) -> None:
         """Complete the summary; unless dry, record the import and keep the warnings."""

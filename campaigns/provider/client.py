@@ -208,6 +208,9 @@ class ZhenziClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            # Proxies from the environment are worked out once here, not on every request.
+            session.trust_env = False
+            session.proxies = requests.utils.get_environ_proxies(self.api_url)
             session.headers["Content-Type"] = "application/x-www-form-urlencoded; charset=UTF-8"
             session.headers["User-Agent"] = "campaigns (+https://pypi.org/project/campaigns)"
             self._local.session = session

@@ -11,7 +11,7 @@ import pyarrow as pa
 from sqlalchemy import Dialect, select
 from sqlalchemy.orm import Session
 
-from campaigns.store.models import INVALID, STATES, Campaign, Import, Message
+from campaigns.store.models import INVALID, STATES, Campaign, Import, Message, Suppression
 
 ACCEPTED_STATES = tuple(state for state in STATES if state != INVALID)
 PARTITION_ROWS = 200_000  # numbers fetched at a time from an existing campaign
@@ -100,3 +100,8 @@ class MessageInsert:
         for statement, parameters in prepared:
             if parameters:
                 connection.exec_driver_sql(statement, parameters)
+
+
+def suppressed_phones(session: Session) -> set[str]:
+    """The suppression list: these numbers are imported as ``suppressed``, never sent."""
+    return set(session.scalars(select(Suppression.phone)))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.errors import UserError
@@ -16,11 +16,15 @@ from campaigns.store.db import Store
 from campaigns.store.models import (
     CANCELLED,
     DEFERRED,
+    EXPIRED,
+    FAILED,
+    INVALID,
     PENDING,
     SENDING,
     SENT,
     STATES,
     SUPPRESSED,
+    UNDELIVERED,
     Campaign,
     Message,
     MessageHistory,
@@ -82,35 +86,22 @@ def list_campaigns(store: Store) -> list[Campaign]:
         return list(session.scalars(select(Campaign).order_by(Campaign.id)))
 
 
+def counts_by_campaign(store: Store) -> dict[int, dict[str, int]]:
+    with store.session() as session:
+        rows = session.execute(
+            select(Message.campaign_id, Message.state, func.count()).group_by(
+                Message.campaign_id, Message.state
+            )
+        ).all()
+    counts: dict[int, dict[str, int]] = {}
+    for campaign_id, state, count in rows:
+        counts.setdefault(campaign_id, dict.fromkeys(STATES, 0))[state] = count
+    return counts
+
+
 def update_campaign(store: Store, campaign_id: int, **values: Any) -> None:
     with store.session.begin() as session:
         session.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
-
-
-# -- import ----
-
-
-def existing_phones(session: Session, campaign_id: int) -> dict[str, int]:
-    """Numbers already in the campaign, with the row that brought each (for de-duplication)."""
-    rows = session.execute(
-        select(Message.phone, func.min(Message.row_number))
-        .where(Message.campaign_id == campaign_id, Message.message_id.is_not(None))
-        .group_by(Message.phone)
-    )
-    return {phone: row for phone, row in rows}
-
-
-def accepted_count(session: Session, campaign_id: int) -> int:
-    return session.scalar(
-        select(func.count()).where(
-            Message.campaign_id == campaign_id, Message.message_id.is_not(None)
-        )
-    )
-
-
-def insert_messages(session: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(insert(Message), rows)
 
 
 # -- counts ----
@@ -127,19 +118,24 @@ def counts_by_state(store: Store, campaign_id: int) -> dict[str, int]:
     return {state: found.get(state, 0) for state in STATES}
 
 
+ERROR_STATES = (INVALID, SUPPRESSED, DEFERRED, FAILED, UNDELIVERED, EXPIRED)
+
+
 def errors_by_code(store: Store, campaign_id: int) -> list[tuple[int | None, str | None, int]]:
-    """(provider code, import reason, count) for every message that did not get through."""
+    """(provider code, reason, count) for every message that did not (yet) get through.
+
+    ``reason`` is the import reason code, or else the provider's receipt text / our note; only
+    the states that carry an error are read, through the (campaign, state) index.
+    """
+    reason = func.coalesce(Message.reason, Message.error_text, Message.state)
     with store.session() as session:
         rows = session.execute(
-            select(Message.error_code, Message.reason, func.count())
-            .where(
-                Message.campaign_id == campaign_id,
-                or_(Message.error_code.is_not(None), Message.reason.is_not(None)),
-            )
-            .group_by(Message.error_code, Message.reason)
+            select(Message.error_code, reason, func.count())
+            .where(Message.campaign_id == campaign_id, Message.state.in_(ERROR_STATES))
+            .group_by(Message.error_code, reason)
             .order_by(func.count().desc())
         )
-        return [tuple(row) for row in rows]
+        return [(code, text, count) for code, text, count in rows]
 
 
 # -- sending ----
