@@ -164,8 +164,11 @@ def send_campaign(
     run = _SendRun(store, client, campaign, options, account or client.api_url)
     if not options.allow_partial:
         run.check_balance()
-    with run.heartbeat():
-        run.run()
+    try:
+        with run.heartbeat():
+            run.run()
+    finally:
+        queries.release_leases(store, run.me)
     progress = run.finish(name)
     progress.deferred, progress.next_due = queries.next_due(store, campaign.id)
     counts = queries.counts_by_state(store, campaign.id)
@@ -587,14 +590,21 @@ class _SendRun:
 
     def _worker(self, work: queue.Queue, results: queue.Queue) -> None:
         while (claim := work.get()) is not None:
-            if not self._stopping():
-                self.limiter.acquire()
-            if self._stopping() or not self._lease_is_safe():
-                results.put(_outcome(claim, PENDING, 0))
-            elif claim.phone in self._suppressed:  # added while this campaign runs
-                results.put(_suppressed(claim))
-            else:
-                results.put(self._send_one(claim))
+            try:
+                results.put(self._handle(claim))
+            except Exception as exc:  # every claim must come back, or the run never ends
+                self.crashed = self.crashed or exc
+                self.options.stop.set()
+                results.put(self._unknown(claim, CampaignsError(f"internal error: {exc!r}")))
+
+    def _handle(self, claim: Claim) -> dict[str, Any]:
+        if not self._stopping():
+            self.limiter.acquire()
+        if self._stopping() or not self._lease_is_safe():
+            return _outcome(claim, PENDING, 0)
+        if claim.phone in self._suppressed:  # added while this campaign runs
+            return _suppressed(claim)
+        return self._send_one(claim)
 
     def _send_one(self, claim: Claim) -> dict[str, Any]:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from campaigns.importing import import_file
@@ -71,3 +72,26 @@ def test_shared_bucket_hands_out_consecutive_slots(any_db_url, tmp_path):
     first = queries.reserve_slots(store, "acct", 10, 0.01, 0.0)
     second = queries.reserve_slots(store, "acct", 10, 0.01, 0.0)
     assert abs(second - first - 0.1) < 1e-6
+
+
+def test_a_failing_worker_ends_the_run_and_the_next_send_finishes(
+    settings, sandbox, tmp_path, monkeypatch
+):
+    from campaigns import api
+    from campaigns.sending import SendOptions
+    from tests.conftest import ledger_counts
+
+    path = write_csv(tmp_path / "w.csv", valid_phones(20))
+    api.import_file(settings, path, campaign="w", message="【测】{姓名}")
+
+    def broken(*_args):
+        raise RuntimeError("bucket unavailable")
+
+    monkeypatch.setattr(queries, "reserve_slots", broken)
+    with pytest.raises(RuntimeError, match="bucket unavailable"):
+        api.send(settings, "w", SendOptions(rate=100))  # must return, not hang
+    monkeypatch.undo()
+    api.send(settings, "w", SendOptions(rate=100))
+    counts = ledger_counts(sandbox)
+    assert len(counts) == 20 and max(counts.values()) == 1
+    assert api.status(settings, "w").by_state["sent"] == 20

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, case, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from campaigns.errors import UserError
@@ -212,6 +214,16 @@ def renew_leases(store: Store, me: str, until: datetime) -> None:
         )
 
 
+def release_leases(store: Store, me: str) -> None:
+    """A run that ends hands what it still holds (outcome unknown) to the next sender at once."""
+    with store.session.begin() as session:
+        session.execute(
+            update(Message)
+            .where(Message.claimed_by == me, Message.state == SENDING)
+            .values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+
+
 def holders_in_flight(store: Store, campaign_id: int) -> list[str]:
     """The senders that hold ``sending`` messages of the campaign (live or dead)."""
     with store.session() as session:
@@ -283,10 +295,12 @@ def reserve_slots(store: Store, name: str, count: int, interval: float, toleranc
     now = time.time()
     floor = now - tolerance
     span = count * interval
+    dialect = sqlite_insert if store.is_sqlite else postgresql_insert
     with store.session.begin() as session:
-        if session.get(RateLimit, name) is None:
-            session.add(RateLimit(name=name, next_slot=floor))
-            session.flush()
+        # Two senders may create the bucket at the same moment: the second one's insert is a no-op.
+        session.execute(
+            dialect(RateLimit).values(name=name, next_slot=floor).on_conflict_do_nothing()
+        )
         next_slot = session.execute(
             update(RateLimit)
             .where(RateLimit.name == name)
