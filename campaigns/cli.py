@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import click
@@ -136,7 +136,7 @@ def main() -> None:
 
 
 @contextmanager
-def _progress(title: str) -> Iterator[Callable[[int, int, str], None]]:
+def _progress(title: str) -> Iterator[Callable[[int, int | None, str], None]]:
     """``show(done, total, detail)``: a bar on a terminal, a line every 10% otherwise."""
     if click.get_current_context().meta.get("quiet"):
         yield lambda done, total, detail: None
@@ -144,10 +144,11 @@ def _progress(title: str) -> Iterator[Callable[[int, int, str], None]]:
     if not err.is_terminal:
         last = [-1.0]
 
-        def line(done: int, total: int, detail: str) -> None:
-            if done == total or done - last[0] >= max(total / 10, 1):
+        def line(done: int, total: int | None, detail: str) -> None:
+            step = max((total or 0) / 10, 1) if total else 100_000
+            if done == total or done - last[0] >= step:
                 last[0] = done
-                err.print(f"{title}: {done}/{total} {detail}")
+                err.print(f"{title}: {done}/{total or '?'} {detail}")
 
         yield line
         return
@@ -200,7 +201,14 @@ def import_command(settings: Settings, file: Path, campaign: str, as_json: bool,
     """
     if not any(options[key] for key in ("message", "template_file", "template_id")):
         raise UserError("give the text: --message, --template-file or --template-id with --params")
-    summary = api.import_file(settings, file, campaign=campaign, **options)
+    with _progress("importing") as show:
+        summary = api.import_file(
+            settings,
+            file,
+            campaign=campaign,
+            on_progress=lambda rows: show(rows, None, "rows"),
+            **options,
+        )
     if as_json:
         click.echo(json.dumps(_summary_json(summary), ensure_ascii=False))
     else:
@@ -492,8 +500,18 @@ def _print_change(change, verb: str) -> None:
 @click.argument("name")
 @click.option("--rate", type=float, default=None, help="Lookups per second (default: unlimited).")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--expire-after",
+    type=float,
+    default=72.0,
+    show_default=True,
+    metavar="HOURS",
+    help="Sent but unconfirmed for longer than this: expired.",
+)
 @click.pass_obj
-def reconcile(settings: Settings, name: str, rate: float | None, concurrency: int) -> None:
+def reconcile(
+    settings: Settings, name: str, rate: float | None, concurrency: int, expire_after: float
+) -> None:
     """Look up every sent message and record delivered / undelivered.
 
     \b
@@ -506,11 +524,13 @@ def reconcile(settings: Settings, name: str, rate: float | None, concurrency: in
             name,
             rate=rate,
             concurrency=concurrency,
+            expire_after=timedelta(hours=expire_after),
             on_progress=lambda p: show(p.done, p.total, f"delivered {p.delivered}"),
         )
     out.print(
         f"delivered {result.delivered}, undelivered {result.undelivered}, "
         f"not final yet {result.still_pending + result.not_found}"
+        + (f", expired {result.expired}" if result.expired else "")
         + (f", lookups failed {result.errors}" if result.errors else "")
     )
 

@@ -111,6 +111,7 @@ def import_file(
     rejects_path: str | Path | None = None,
     template_id: str | None = None,
     params: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Read, validate and store a recipients file as campaign ``campaign``, in one transaction.
 
@@ -177,6 +178,8 @@ def import_file(
                 for statements in _one_ahead(pool, run.prepare, recipients.chunks):
                     if statements is not None:
                         intake_queries.MessageInsert.execute(session, statements)
+                    if on_progress:
+                        on_progress(summary.rows)
             run.finish(session, digest)
     except OperationalError as exc:  # a full disk, a locked database, ...
         reason = str(exc.orig).splitlines()[0]

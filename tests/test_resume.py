@@ -48,7 +48,7 @@ def campaign(run, sandbox, tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_interrupted_send_resumes_and_sends_each_once(campaign, run, sandbox, db_url, sig):
-    process = start_send(sandbox, db_url)
+    process = start_send(sandbox, db_url, "--rate", "20")  # 7 s of work: room to interrupt
     wait_for_ledger(sandbox, 20, process)
     process.send_signal(sig)
     output, _ = process.communicate(timeout=30)
