@@ -26,7 +26,6 @@ from campaigns.store.models import (
     SENT,
     STATES,
     SUPPRESSED,
-    UNDELIVERED,
     Campaign,
     Message,
     MessageHistory,
@@ -120,7 +119,8 @@ def counts_by_state(store: Store, campaign_id: int) -> dict[str, int]:
     return {state: found.get(state, 0) for state in STATES}
 
 
-ERROR_STATES = (INVALID, SUPPRESSED, DEFERRED, FAILED, UNDELIVERED, EXPIRED)
+# Undelivered receipts are not here: reports break them down separately, by receipt text.
+ERROR_STATES = (INVALID, SUPPRESSED, DEFERRED, FAILED, EXPIRED)
 
 
 def errors_by_code(store: Store, campaign_id: int) -> list[tuple[int | None, str | None, int]]:
