@@ -154,3 +154,55 @@ def test_progress_lines_without_a_terminal_and_none_with_quiet(run, tmp_path):
     assert "sending: 30/30" in run("send", "a").output
     quiet = run("--quiet", "send", "b")
     assert quiet.exit_code == 0 and "sending:" not in quiet.output and "sent 30" in quiet.output
+
+
+def test_sandbox_command_prints_its_url_serves_and_stops_on_ctrl_c(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    ledger = tmp_path / "ledger.jsonl"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "campaigns",
+            "sandbox",
+            "--port",
+            "0",
+            "--app-id",
+            "a",
+            "--app-secret",
+            "s",
+            "--balance",
+            "7",
+            "--ledger",
+            str(ledger),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = server.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        reply = requests.post(url + "/account/balance.do", data={"appId": "a", "appSecret": "s"})
+        assert reply.json() == {"code": 0, "data": 7}
+        sent = requests.post(
+            url + "/sms/send.do",
+            data={
+                "appId": "a",
+                "appSecret": "s",
+                "number": "13800138000",
+                "message": "【测】你好",
+                "messageId": "m1",
+            },
+        )
+        assert sent.json()["code"] == 0
+        assert json.loads(ledger.read_text(encoding="utf-8"))["messageId"] == "m1"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=10)
+    assert server.returncode == 0
