@@ -75,7 +75,7 @@ def make_client(settings: Settings) -> ZhenziClient:
 
 def reasons() -> dict[str, str]:
     """Import reject reason codes and their plain-English meaning."""
-    from campaigns.importing import REASONS
+    from campaigns.reasons import REASONS
 
     return REASONS
 

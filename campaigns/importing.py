@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 
 from campaigns import ids
 from campaigns.errors import UserError
-from campaigns.intake.phones import REASONS as PHONE_REASONS
 from campaigns.intake.phones import normalise_phones, phone_keys
 from campaigns.intake.read import Chunk, read_recipients
 from campaigns.intake.rejects import RejectsFile, check_rejects_path
@@ -44,17 +43,13 @@ from campaigns.intake.render import (
     template_warnings,
     utf16_lengths,
 )
-from campaigns.intake.render import REASONS as RENDER_REASONS
+from campaigns.reasons import REASONS as ALL_REASONS
 from campaigns.store import intake_queries
 from campaigns.store.db import Store
 from campaigns.store.models import INVALID, PENDING, SUPPRESSED, Campaign
 from campaigns.store.queries import utcnow
 
-REASONS = {
-    **PHONE_REASONS,
-    **RENDER_REASONS,
-    SUPPRESSED: "On the suppression list (opted out / 退订): never sent.",
-}
+REASONS = ALL_REASONS  # reason code -> plain-English explanation
 SAMPLE_SIZE = 5  # rendered messages shown in the summary
 REJECTS_SHOWN = 100  # rejected rows kept in the summary; the rejects file has them all
 R = TypeVar("R")

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import phonenumbers
 
+from campaigns.reasons import PHONE_REASONS
+
 # phonenumbers is the reference for which numbers are mobiles.  Its CN mobile pattern covers every
 # MOBILE and FIXED_LINE_OR_MOBILE number (the latter must match the mobile pattern too), and every
 # branch is 11 digits, so a full match is exactly "valid mobile" for phonenumbers.  \d becomes
@@ -22,26 +24,7 @@ MOBILE_TYPES = (
     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
 )
 
-REASONS: dict[str, str] = {
-    "empty": "The phone cell is empty.",
-    "excel_scientific": (
-        "Excel showed the number in scientific notation (like 1.38001E+10) and lost its last"
-        " digits: format the phone column as Text in Excel, enter the numbers again and save."
-    ),
-    "not_a_number": "The phone cell holds letters or symbols, not a phone number.",
-    "wrong_length": "A mainland mobile number has 11 digits; this one has a different count.",
-    "landline": "This is a landline number (it starts with a 0 area code); SMS only reach mobiles.",
-    "international": (
-        "This number is outside mainland China; only +86 mobile numbers are sent unless"
-        " international numbers are allowed."
-    ),
-    "international_invalid": (
-        "This international number is not a valid mobile number for its country"
-        " (checked with Google's libphonenumber)."
-    ),
-    "not_mobile": "This has 11 digits but is not a mainland mobile number range.",
-    "duplicate": "Same number as an earlier row; only the first one is sent.",
-}
+REASONS = PHONE_REASONS
 
 # What never belongs to a number: a trailing ".0" (a numeric cell read as text), spaces (also
 # zero-width), dots, brackets, hyphens and dashes, and Excel's text markers ' and ="...".

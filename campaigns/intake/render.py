@@ -18,18 +18,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from campaigns.errors import UserError
+from campaigns.reasons import MAX_LENGTH as MAX_LENGTH  # re-exported
+from campaigns.reasons import RENDER_REASONS
 
-MAX_LENGTH = 1000  # the provider refuses longer content (code 101)
 # Concatenated SMS (3GPP TS 23.038 / 23.040): Chinese text travels as UCS-2, so one SMS holds
 # 70 characters; a longer text is split into parts that each give 6 bytes (3 characters) to the
 # concatenation header (UDH), leaving 67.  The provider bills one SMS per part.
 SINGLE_SEGMENT = 70
 MULTI_SEGMENT = 67
 
-REASONS: dict[str, str] = {
-    "empty_field": "A column used in the message is empty in this row.",
-    "too_long": f"The filled-in message is longer than {MAX_LENGTH} characters; it cannot be sent.",
-}
+REASONS = RENDER_REASONS
 
 BLOCKED: dict[str, str] = {  # kinds of blocked_texts(), as warnings
     "greeting": (
