@@ -6,8 +6,8 @@ pipeline (``campaigns send --concurrency 32``), so that every messageId is one t
 accepted and every lookup returns a full record; the database is then kept as a snapshot. Each
 run restores the snapshot and measures:
 
-(b) the ceiling: ``--concurrency`` threads with keep-alive sessions posting
-    ``findSmsByMessageId`` for every messageId, no database;
+(b) the ceiling: ``--concurrency`` threads (default: ``campaigns reconcile``'s own) with
+    keep-alive sessions posting ``findSmsByMessageId`` for every messageId, no database;
 (c) ``campaigns reconcile`` in a child process, end to end, recording every outcome.
 
 Goal (issue 5): c/b >= 0.9.
@@ -20,6 +20,7 @@ from bench._common import (
     SandboxProcess,
     bare_pool,
     campaigns_cmd,
+    cli_default,
     cli_env,
     copy_db,
     find_form,
@@ -45,9 +46,16 @@ CAMPAIGN = "bench-reconcile"
 def main(argv: list[str] | None = None) -> int:
     args_parser = parser(NAME, __doc__.split("\n\n")[0])
     args_parser.add_argument("--messages", type=int, default=20_000)
-    args_parser.add_argument("--concurrency", type=int, default=8, help="pipeline and ceiling")
+    args_parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="pipeline and ceiling (default: that of `campaigns reconcile` under test)",
+    )
     args_parser.add_argument("--latency-ms", type=float, default=20.0)
     args = args_parser.parse_args(argv)
+    if args.concurrency is None:
+        args.concurrency = cli_default("reconcile", "concurrency")
     if args.smoke:
         args.messages, args.runs = 200, 1
     runs = args.runs or 3

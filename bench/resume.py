@@ -34,6 +34,7 @@ from bench._common import (
     copy_db,
     goal,
     median,
+    no_gc_pauses,
     parser,
     phones,
     poll_child,
@@ -188,17 +189,19 @@ def first_request(sandbox, db_path: Path) -> dict:
         "/smslog/findSmsByMessageId.do"
     )
     arrivals_before = len(sandbox.arrival_times())
-    proc, out, err, started = start_child(
-        campaigns_cmd("send", CAMPAIGN, "--concurrency", "8"), env=cli_env(db_path, sandbox.url)
-    )
-    first = child = None
-    while child is None and first is None:
-        arrivals = sandbox.arrival_times()
-        if len(arrivals) > arrivals_before:
-            first = arrivals[arrivals_before] - started
-        else:
-            child = poll_child(proc, out, err, started)
-            time.sleep(0.002)
+    with no_gc_pauses():
+        proc, out, err, started = start_child(
+            campaigns_cmd("send", CAMPAIGN, "--concurrency", "8"),
+            env=cli_env(db_path, sandbox.url),
+        )
+        first = child = None
+        while child is None and first is None:
+            arrivals = sandbox.arrival_times()
+            if len(arrivals) > arrivals_before:
+                first = arrivals[arrivals_before] - started
+            else:
+                child = poll_child(proc, out, err, started)
+                time.sleep(0.002)
     if child is None:
         child = wait_child(proc, out, err, started, timeout=600)
     child.check("campaigns send")

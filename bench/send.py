@@ -5,8 +5,9 @@ limit. Each run measures, in turn:
 
 (a) the loop a user writes from the provider's document: one ``requests.post`` after another (a
     new connection each time, as in the document's examples), over a smaller sample;
-(b) the ceiling: ``--concurrency`` threads, each with its own keep-alive ``requests.Session``,
-    no database, no limiter, no retries;
+(b) the ceiling: ``--concurrency`` threads (default: ``campaigns send``'s own default, the
+    concurrency the pipeline runs with), each with its own keep-alive ``requests.Session``, no
+    database, no limiter, no retries;
 (c) ``campaigns send`` in a child process, end to end (interpreter start, migrations check,
     claims, commits), on a campaign imported beforehand into a fresh SQLite file.
 
@@ -26,6 +27,7 @@ from bench._common import (
     SandboxProcess,
     bare_pool,
     campaigns_cmd,
+    cli_default,
     cli_env,
     copy_db,
     goal,
@@ -129,9 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     args_parser.add_argument(
         "--naive-messages", type=int, default=500, help="sample timed for the naive loop (a)"
     )
-    args_parser.add_argument("--concurrency", type=int, default=8, help="pipeline and ceiling")
+    args_parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="pipeline and ceiling (default: that of `campaigns send` under test)",
+    )
     args_parser.add_argument("--latency-ms", type=float, default=20.0)
     args = args_parser.parse_args(argv)
+    if args.concurrency is None:
+        args.concurrency = cli_default("send", "concurrency")
     if args.smoke:
         args.messages, args.naive_messages, args.runs = 200, 20, 1
     runs = args.runs or 3

@@ -8,24 +8,34 @@ installed wheel has them, and prints the line that points the benchmarks at it::
     python -m bench.send
 
 Every results file records the commit it measured (``code.commit``).
+
+``--with PATH ...`` lays working-tree files over the export (for a change not committed yet, e.g.
+``--with campaigns/provider/ratelimit.py``) into ``code-<sha>-<digest>/``; the results then say
+``dirty: true`` and list the files and their SHA-256 under ``code.overlay``.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import io
+import json
 import shutil
 import subprocess
-import sys
 import tarfile
 
 from bench._common import CACHE, ROOT
 
 
-def snapshot(rev: str = "HEAD") -> str:
+def snapshot(rev: str = "HEAD", overlay: tuple[str, ...] = ()) -> str:
     sha = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True, text=True, check=True
     ).stdout.strip()
-    target = CACHE / f"code-{sha[:12]}"
+    files = {path: hashlib.sha256((ROOT / path).read_bytes()).hexdigest() for path in overlay}
+    name = f"code-{sha[:12]}"
+    if files:
+        name += "-" + hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:8]
+    target = CACHE / name
     if not (target / ".bench-commit").exists():
         archive = subprocess.run(
             ["git", "-C", str(ROOT), "archive", "--format=tar", sha, "campaigns", "migrations",
@@ -39,13 +49,24 @@ def snapshot(rev: str = "HEAD") -> str:
         for folder in ("migrations", "sample_data"):
             if (target / folder).exists() and not (target / "campaigns" / folder).exists():
                 shutil.move(target / folder, target / "campaigns" / folder)
+        for path in files:
+            (target / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / path, target / path)
+        if files:
+            (target / ".bench-overlay").write_text(json.dumps(files, indent=2) + "\n")
         (target / ".bench-commit").write_text(sha + "\n")
     return str(target)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    path = snapshot(argv[0] if argv else "HEAD")
+    args_parser = argparse.ArgumentParser(prog="python -m bench.snapshot", description=__doc__)
+    args_parser.add_argument("rev", nargs="?", default="HEAD")
+    args_parser.add_argument(
+        "--with", dest="overlay", nargs="+", default=[], metavar="PATH",
+        help="working-tree files (relative to the project root) laid over the export",
+    )  # fmt: skip
+    args = args_parser.parse_args(argv)
+    path = snapshot(args.rev, tuple(args.overlay))
     print(f"export BENCH_CAMPAIGNS_ROOT={path}")
     return 0
 

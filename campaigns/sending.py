@@ -257,6 +257,10 @@ class _SendRun:
         self._lock = threading.Lock()
         self._give_ups = 0  # consecutive messages whose retries were all used up
         self._lease_safe_until = time.monotonic() + LEASE.total_seconds() - LEASE_MARGIN
+        # A renewal that comes after the safe window closed cannot vouch for older claims:
+        # another sender may have taken them over meanwhile. Claims made before this moment
+        # are never sent (their fenced write-back changes nothing if they were taken over).
+        self._forfeit_before = float("-inf")
         self._outstanding = 0  # claims handed to workers whose outcome has not come back
         self._exhausted = False
         self._unwritten: list[dict[str, Any]] = []
@@ -432,6 +436,8 @@ class _SendRun:
     def _renew(self, done: threading.Event) -> None:
         while not done.wait(RENEW_EVERY):
             started = time.monotonic()
+            if started >= self._lease_safe_until:  # stopped, starved or cut off too long
+                self._forfeit_before = started
             try:
                 queries.renew_leases(self.store, self.me, queries.utcnow() + LEASE)
             except SQLAlchemyError:
@@ -488,7 +494,7 @@ class _SendRun:
     # -- the main loop ----
 
     def send_pending(self) -> None:
-        work: queue.Queue[Claim | None] = queue.Queue()
+        work: queue.Queue[tuple[Claim, float] | None] = queue.Queue()
         results: queue.Queue[dict[str, Any]] = queue.Queue()
         workers = [
             threading.Thread(
@@ -524,12 +530,13 @@ class _SendRun:
                 and self._outstanding < 2 * self.options.concurrency
                 and self._may_claim()
             ):
+                claimed_at = time.monotonic()
                 claims = queries.claim_batch(
                     self.store, self.campaign_id, claim_size, self.me, LEASE
                 )
                 self._exhausted = not claims
                 for claim in self._screen(claims):
-                    work.put(claim)
+                    work.put((claim, claimed_at))
                     self._outstanding += 1
             if self._outstanding == 0 and (self._exhausted or self._stopping()):
                 break
@@ -589,18 +596,19 @@ class _SendRun:
     # -- workers ----
 
     def _worker(self, work: queue.Queue, results: queue.Queue) -> None:
-        while (claim := work.get()) is not None:
+        while (item := work.get()) is not None:
+            claim, claimed_at = item
             try:
-                results.put(self._handle(claim))
+                results.put(self._handle(claim, claimed_at))
             except Exception as exc:  # every claim must come back, or the run never ends
                 self.crashed = self.crashed or exc
                 self.options.stop.set()
                 results.put(self._unknown(claim, CampaignsError(f"internal error: {exc!r}")))
 
-    def _handle(self, claim: Claim) -> dict[str, Any]:
+    def _handle(self, claim: Claim, claimed_at: float) -> dict[str, Any]:
         if not self._stopping():
             self.limiter.acquire()
-        if self._stopping() or not self._lease_is_safe():
+        if self._stopping() or not self._lease_is_safe() or claimed_at <= self._forfeit_before:
             return _outcome(claim, PENDING, 0)
         if claim.phone in self._suppressed:  # added while this campaign runs
             return _suppressed(claim)
@@ -611,10 +619,12 @@ class _SendRun:
             if self.template_id:
                 params = json.loads(claim.params or "[]")
                 result = self.client.send_template(
-                    claim.phone, self.template_id, params, claim.message_id
+                    claim.phone, self.template_id, params, claim.message_id, self.limiter.acquire
                 )
             else:
-                result = self.client.send(claim.phone, claim.content, claim.message_id)
+                result = self.client.send(
+                    claim.phone, claim.content, claim.message_id, self.limiter.acquire
+                )
         except MessageRejected as exc:
             if exc.maybe_sent:
                 return self._unknown(claim, exc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -38,6 +39,10 @@ FIND_PATH = "/smslog/findSmsByMessageId.do"
 Delivery = Literal["delivered", "undelivered"] | None
 _DELIVERED = {"success", "delivered", "delivrd", "成功"}
 _UNDELIVERED = {"failed", "fail", "failure", "undelivered", "undeliv", "失败"}
+
+
+def _no_pace() -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -126,12 +131,21 @@ class ZhenziClient:
 
     # -- the four calls ----
 
-    def send(self, number: str, message: str, message_id: str) -> SendResult:
+    def send(
+        self, number: str, message: str, message_id: str, pace: Callable[[], None] = _no_pace
+    ) -> SendResult:
+        """``pace`` is called before every request after the first (retries and lookups), so
+        they take their slot from the caller's rate limit too."""
         fields = {"number": number, "message": message, "messageId": message_id}
-        return self._send_once(SEND_PATH, fields, message_id)
+        return self._send_once(SEND_PATH, fields, message_id, pace)
 
     def send_template(
-        self, number: str, template_id: str, params: list[str], message_id: str
+        self,
+        number: str,
+        template_id: str,
+        params: list[str],
+        message_id: str,
+        pace: Callable[[], None] = _no_pace,
     ) -> SendResult:
         fields = {
             "number": number,
@@ -139,7 +153,7 @@ class ZhenziClient:
             "templateParams": json.dumps(params, ensure_ascii=False),
             "messageId": message_id,
         }
-        return self._send_once(TEMPLATE_SEND_PATH, fields, message_id)
+        return self._send_once(TEMPLATE_SEND_PATH, fields, message_id, pace)
 
     def balance(self) -> int:
         return int(self._retrying(lambda: self._call(BALANCE_PATH, {})))
@@ -158,13 +172,17 @@ class ZhenziClient:
 
     # -- sending exactly once ----
 
-    def _send_once(self, path: str, fields: dict[str, str], message_id: str) -> SendResult:
+    def _send_once(
+        self, path: str, fields: dict[str, str], message_id: str, pace: Callable[[], None]
+    ) -> SendResult:
         """Send, retrying transient failures; before any re-send, ask whether it arrived."""
         requests_made = 0
         last_maybe_sent: float | None = None
         try:
             for attempt in self._attempts():
                 with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        pace()
                     if last_maybe_sent is not None:
                         if self.find_settled(message_id, last_maybe_sent) is not None:
                             return SendResult(requests_made, confirmed_by_lookup=True)

@@ -205,12 +205,17 @@ def record_outcomes(
 
 
 def renew_leases(store: Store, me: str, until: datetime) -> None:
-    """Keep this sender's in-flight claims: a live sender never loses them to another."""
+    """Keep this sender's in-flight claims: a live sender never loses them to another.
+
+    Rows this sender's own outcome write holds locked are skipped (they are being settled): on
+    PostgreSQL the heartbeat must never wait for the writer while the writer waits for it.
+    """
+    mine = select(Message.id).where(Message.claimed_by == me, Message.state == SENDING)
+    if not store.is_sqlite:
+        mine = mine.with_for_update(skip_locked=True)
     with store.session.begin() as session:
         session.execute(
-            update(Message)
-            .where(Message.claimed_by == me, Message.state == SENDING)
-            .values(lease_until=until)
+            update(Message).where(Message.id.in_(mine.scalar_subquery())).values(lease_until=until)
         )
 
 
