@@ -128,7 +128,9 @@ def cli(
 
 def main() -> None:
     # SIGTERM stops a send the way Ctrl-C does: in-flight requests finish and are recorded.
+    # SIGINT too, even when started from a script that ignores it (a background job does).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cli(prog_name="campaigns")
 
 
