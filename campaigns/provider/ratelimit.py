@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 
@@ -36,7 +37,7 @@ from collections.abc import Callable
 _EPSILON = 1e-4
 
 
-class _Paced:
+class _Paced(ABC):
     """The release gate and the bookkeeping both limiters share; subclasses hand out the slots."""
 
     def __init__(
@@ -73,10 +74,10 @@ class _Paced:
         if wait > 0:
             self._sleep(wait)
 
+    @abstractmethod
     def reserve(self) -> float:
         """Take the next slot; return how long the caller must wait for it. The caller then
         calls ``release()`` (``acquire()`` does both)."""
-        raise NotImplementedError
 
     def release(self) -> float:
         """At (or after) the caller's slot: pass the gate. Return how long the caller must still
@@ -99,9 +100,9 @@ class _Paced:
             self._align(at + (self._waiting + 1) * self.interval)
             return wait
 
+    @abstractmethod
     def _align(self, first_slot: float) -> None:
         """Hand out no slot before ``first_slot`` from now on. Called under the lock."""
-        raise NotImplementedError
 
 
 class RateLimiter(_Paced):
