@@ -64,14 +64,19 @@ def _pg_unreachable() -> str | None:
     return _pg_state["problem"]  # type: ignore[return-value]
 
 
-@pytest.fixture
-def pg_url():
-    """A fresh PostgreSQL database for one test (skipped, and said so, without a server)."""
+def require_pg() -> None:
+    """No server: fail where PostgreSQL is required (CI), else skip and say so in the summary."""
     problem = _pg_unreachable()
     if problem:
         if os.environ.get("CAMPAIGNS_REQUIRE_PG"):
             pytest.fail(f"PostgreSQL required but not reachable at {PG_SERVER}: {problem}")
         pytest.skip(f"PostgreSQL not reachable at {PG_SERVER}")
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database for one test (skipped, and said so, without a server)."""
+    require_pg()
     admin, url = _pg_admin()
     name = f"campaigns_test_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE DATABASE "{name}"')

@@ -35,7 +35,7 @@ from campaigns.sending import LEASE, LEASE_MARGIN, SendOptions
 from campaigns.store import queries
 from campaigns.store.db import Store
 from campaigns.store.models import PENDING, SENDING, SENT, Message
-from tests.conftest import _pg_unreachable, valid_phones, write_csv
+from tests.conftest import require_pg, valid_phones, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_ID, APP_SECRET = "senders-app", "senders-secret"
@@ -540,8 +540,7 @@ def test_cancel_stops_every_sender_on_postgresql(pg_url, provider, tmp_path, sen
 
 @pytest.mark.timeout(120)
 def test_senders_benchmark_smoke_run(tmp_path):
-    if _pg_unreachable():
-        pytest.skip("PostgreSQL not reachable: bench.senders needs it")
+    require_pg()  # bench.senders needs a server
     output = tmp_path / "senders.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench.senders", "--smoke", "--output", str(output)],
