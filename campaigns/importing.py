@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -43,6 +43,7 @@ from campaigns.intake.render import (
     template_warnings,
     utf16_lengths,
 )
+from campaigns.intake.seen import SeenNumbers
 from campaigns.reasons import REASONS as ALL_REASONS
 from campaigns.store import intake_queries
 from campaigns.store.db import Store
@@ -134,7 +135,7 @@ def import_file(
     )
     digest = _sha256(path)
     try:
-        with store.session.begin() as session:
+        with ExitStack() as stack, store.bulk_session() as session:
             target = intake_queries.campaign_for_import(session, campaign, lock=not dry_run)
             if target is not None and target.template != template:
                 raise UserError(
@@ -170,6 +171,7 @@ def import_file(
                     rejects=rejects,
                     v2_params=bool(template_id),
                 )
+                stack.callback(run.close)
                 for statements in _one_ahead(pool, run.prepare, recipients.chunks):
                     if statements is not None:
                         intake_queries.MessageInsert.execute(session, statements)
@@ -214,8 +216,8 @@ class _Run:
         self.suppressed = intake_queries.suppressed_phones(session)
         self.phone_column, self.allow_international = phone_column, allow_international
         self.rejects = rejects
-        self.before = _Seen()  # numbers the campaign had before this import
-        self.here = _Seen()  # numbers accepted from this file so far
+        self.before = SeenNumbers()  # numbers the campaign had before this import
+        self.here = SeenNumbers()  # numbers accepted from this file so far
         if target is not None:
             for phones, rows in intake_queries.accepted_phones(session, target.id):
                 keys = phone_keys(pd.Series(phones, dtype="str"))
@@ -226,6 +228,10 @@ class _Run:
         self.blocked: dict[str, tuple[int, int]] = {}  # kind -> (messages, first row)
         constants = {"campaign_id": target and target.id, "attempts": 0, "queued_at": utcnow()}
         self.insert = intake_queries.MessageInsert(session.get_bind().dialect, constants)
+
+    def close(self) -> None:
+        self.before.close()
+        self.here.close()
 
     def prepare(self, chunk: Chunk) -> list[tuple[str, list[tuple]]] | None:
         """Examine a chunk, add it to the summary and the rejects file, and return the
@@ -385,42 +391,6 @@ class _Run:
             accepted=summary.accepted,
             imported_at=utcnow(),
         )
-
-
-class _Seen:
-    """Numbers (phone_keys) with the row that brought each, as sorted runs: 12 bytes a number.
-
-    Each chunk adds a run; runs of similar size are merged (as in a binary counter) up to
-    MERGE_LIMIT, so a lookup searches a handful of runs and no merge copies more than that.
-    """
-
-    MERGE_LIMIT = 1 << 18  # 3 MB a run: merging never needs more than a few MB at once
-
-    def __init__(self) -> None:
-        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
-        self.count = 0
-
-    def add(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        """Add numbers not seen before, sorted."""
-        if not len(keys):
-            return
-        run = (keys, rows.astype(np.int32))
-        while self.runs and len(self.runs[-1][0]) <= len(run[0]) < self.MERGE_LIMIT:
-            older = self.runs.pop()
-            merged_keys = np.concatenate([older[0], run[0]])
-            order = np.argsort(merged_keys, kind="stable")  # two sorted runs: linear
-            run = (merged_keys[order], np.concatenate([older[1], run[1]])[order])
-        self.runs.append(run)
-        self.count += len(keys)
-
-    def rows_of(self, keys: np.ndarray) -> np.ndarray:
-        """The row of each of the sorted ``keys`` seen before, else 0."""
-        found = np.zeros(len(keys), dtype=np.int64)
-        for run_keys, run_rows in self.runs:
-            at = np.minimum(np.searchsorted(run_keys, keys), len(run_keys) - 1)
-            hit = run_keys[at] == keys
-            found[hit] = run_rows[at[hit]]
-        return found
 
 
 def _one_ahead(pool: Executor, work: Callable[[Chunk], R], chunks: Iterator[Chunk]) -> Iterator[R]:

@@ -17,6 +17,7 @@ from campaigns import importing
 from campaigns.errors import InputFileError, UserError
 from campaigns.importing import ImportSummary, import_file
 from campaigns.intake import read
+from campaigns.intake.seen import SeenNumbers
 from campaigns.store import intake_queries
 from campaigns.store.db import Store, alembic_config
 
@@ -133,7 +134,7 @@ def test_length_is_counted_in_utf16_units(store: Store, tmp_path: Path) -> None:
 def test_duplicates_across_chunks_and_earlier_imports(
     any_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, merge_limit: int
 ) -> None:
-    monkeypatch.setattr(importing._Seen, "MERGE_LIMIT", merge_limit)
+    monkeypatch.setattr(SeenNumbers, "MERGE_LIMIT", merge_limit)
     monkeypatch.setattr(intake_queries, "ROWS_PER_STATEMENT", 7)
     monkeypatch.setattr(read, "BLOCK_BYTES", 512)
     monkeypatch.setattr(read, "CHUNK_ROWS", 40)
