@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import openpyxl
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -366,6 +365,8 @@ def _xlsx_grids(
         raise InputFileError(f"{name}: the file is empty")
     if not head.startswith(_ZIP_MAGIC):
         raise InputFileError(f"{name}: not an .xlsx workbook; save it again from Excel as .xlsx")
+    import openpyxl  # here, not at the top: a third of a second that CSV imports do without
+
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl reports damage with many exception types

@@ -7,7 +7,6 @@ from pathlib import Path
 from types import TracebackType
 
 import pandas as pd
-from openpyxl import Workbook
 
 from campaigns.errors import UserError
 
@@ -43,6 +42,8 @@ class RejectsFile:
                 self._handle = self._partial.open("w", encoding="utf-8-sig", newline="")
                 pd.DataFrame(columns=columns).to_csv(self._handle, index=False)
             else:
+                from openpyxl import Workbook  # only for .xlsx rejects: slow to import
+
                 self._book = Workbook(write_only=True)
                 self._sheet = self._book.create_sheet("rejected")
                 self._sheet.append(columns)
