@@ -72,17 +72,17 @@ class SeenNumbers:
     def _add_run(self, runs: list[_Run], low: np.ndarray, rows: np.ndarray) -> None:
         while runs and len(runs[-1].low) <= len(low) < self.MERGE_LIMIT:
             older = runs.pop()
-            merged = np.concatenate([older.low, low])
-            order = np.argsort(merged, kind="stable")  # two sorted runs: linear
-            older_rows = self._read(np.arange(older.offset, older.offset + len(older.low)))
-            low, rows = merged[order], np.concatenate([older_rows, rows])[order]
+            # the two runs share no key: each new one goes in where its place is among the older
+            at = np.searchsorted(older.low, low)
+            older_rows = self._read_stretch(older.offset, len(older.low))
+            low, rows = np.insert(older.low, at, low), np.insert(older_rows, at, rows)
         runs.append(_Run(low, self._write(rows)))
 
     def _write(self, rows: np.ndarray) -> int:
         """Append ``rows`` to the file; return where they start.  (A merged run is written
         again and the old copy left behind: the file stays a few times 4 bytes a number.)"""
         offset = self._end
-        os.pwrite(self._rows.fileno(), rows.astype(ROW).tobytes(), offset * ROW.itemsize)
+        os.pwrite(self._rows.fileno(), np.ascontiguousarray(rows, ROW), offset * ROW.itemsize)
         self._end += len(rows)
         return offset
 
@@ -91,12 +91,12 @@ class SeenNumbers:
         if not len(positions):
             return np.zeros(0, dtype=ROW)
         breaks = np.flatnonzero(np.diff(positions) != 1) + 1
-        pieces = []
-        for stretch in np.split(positions, breaks):
-            size = len(stretch) * ROW.itemsize
-            data = os.pread(self._rows.fileno(), size, int(stretch[0]) * ROW.itemsize)
-            pieces.append(np.frombuffer(data, dtype=ROW))
-        return np.concatenate(pieces)
+        stretches = np.split(positions, breaks)
+        return np.concatenate([self._read_stretch(int(s[0]), len(s)) for s in stretches])
+
+    def _read_stretch(self, start: int, count: int) -> np.ndarray:
+        data = os.pread(self._rows.fileno(), count * ROW.itemsize, start * ROW.itemsize)
+        return np.frombuffer(data, dtype=ROW)
 
 
 def _by_bucket(keys: np.ndarray) -> list[tuple[int, slice]]:
