@@ -15,14 +15,12 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from campaigns import api
 from campaigns.config import DEFAULT_API_URL, DEFAULT_DB, Settings
 from campaigns.errors import AccountBlocked, CampaignsError, SendStopped, Transient, UserError
 from campaigns.schedule import MARKETING_WINDOW, SHANGHAI, Cap, Window, parse_moment
-from campaigns.sending import SendOptions
 from campaigns.store.models import STATES
 
 EXIT_USER = 1
@@ -154,6 +152,15 @@ def _progress(title: str) -> Iterator[Callable[[int, int | None, str], None]]:
 
         yield line
         return
+    # Imported here: only a terminal shows bars, and `status` should not pay ~10 ms to load them.
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -334,6 +341,9 @@ def send(
             verdict = "sent" if result.ok else f"NOT sent: {result.detail}"
             out.print(f"test {result.phone} ({result.message_id}): {verdict}")
         return None
+    # Imported here: the commands that do not send start without the sending machinery.
+    from campaigns.sending import SendOptions
+
     options = SendOptions(
         rate=rate,
         concurrency=concurrency,

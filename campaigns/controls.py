@@ -6,12 +6,15 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from campaigns.errors import AccountBlocked, MessageRejected, Transient, UserError
-from campaigns.provider.client import ZhenziClient
 from campaigns.store import queries
 from campaigns.store.db import Store
 from campaigns.store.models import CANCEL, FAILED, PAUSE, SENT, UNDELIVERED
+
+if TYPE_CHECKING:
+    from campaigns.provider.client import ZhenziClient
 
 RETRYABLE = (FAILED, UNDELIVERED)
 
