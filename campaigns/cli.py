@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from campaigns import api
 from campaigns.config import DEFAULT_API_URL, DEFAULT_DB, Settings
@@ -51,6 +52,13 @@ class _Group(click.Group):
             _fail(f"the provider is unavailable: {exc}; try again later", EXIT_STOPPED)
         except (UserError, CampaignsError) as exc:
             _fail(str(exc), EXIT_USER)
+        except DBAPIError as exc:  # locked past the busy timeout, a lost server connection
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            _fail(
+                f"the database failed ({reason}); everything recorded before is kept:"
+                " run the same command again (a send resumes where it stopped)",
+                EXIT_STOPPED,
+            )
         except KeyboardInterrupt:
             _fail("interrupted", EXIT_INTERRUPTED)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from campaigns.cli import cli
+from campaigns.store import db
 from tests.conftest import ledger_counts, status_json, write_csv
 
 MESSAGE = "【店】{姓名}您好,订单已发货"
@@ -206,3 +208,19 @@ def test_sandbox_command_prints_its_url_serves_and_stops_on_ctrl_c(tmp_path):
         server.send_signal(signal.SIGINT)
         server.wait(timeout=10)
     assert server.returncode == 0
+
+
+def test_a_locked_database_stops_with_one_line_and_the_send_resumes(
+    run, imported, db_url, sandbox, monkeypatch
+):
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 200)  # instead of waiting minutes for the lock
+    holder = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another command's long transaction, an import say
+    result = run("send", "s")
+    holder.execute("ROLLBACK")
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "(database is locked)" in result.output
+    assert "run the same command again" in result.output
+    assert run("send", "s").exit_code == 0
+    assert status_json(run, "s")["by_state"]["sent"] == 2
+    assert ledger_counts(sandbox) == {"13800000001": 1, "13800000002": 1}

@@ -5,7 +5,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from campaigns.store.db import SCHEMA_HEAD, Store, alembic_config, current_revision
+from campaigns.store.db import (
+    BUSY_TIMEOUT_MS,
+    SCHEMA_HEAD,
+    Store,
+    alembic_config,
+    current_revision,
+)
 
 
 def test_schema_head_constant_matches_the_migrations():
@@ -27,7 +33,7 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
     with store.engine.connect() as connection:
         raw = connection.connection.driver_connection
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+        assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS == 600_000
         assert raw.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     store.close()
 

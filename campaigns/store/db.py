@@ -31,13 +31,19 @@ def current_revision(connection: Connection) -> str | None:
     return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+# How long a write waits for another command's transaction.  An import is one transaction (5M
+# rows held the lock ~100 s on a busy 2-core machine), and a `send` into another campaign
+# meanwhile should wait for it, not fail: its leases and fenced writes keep a stall safe.
+BUSY_TIMEOUT_MS = 600_000
+
+
 def _tune_sqlite(dbapi_connection, _record) -> None:
     # WAL lets `status` and `report` read while `send` writes. FULL syncs every commit, so a
     # `sending` mark survives even a power cut once its request may leave; commits are batched.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
