@@ -4,13 +4,14 @@ file, warnings, the same file twice, and failures half-way that must leave the c
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from alembic import command
 from openpyxl import load_workbook
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.exc import OperationalError
 
 from campaigns import importing
@@ -411,3 +412,21 @@ def test_migration_0002_goes_down_and_up(any_db_url: str) -> None:
     assert "imports" in tables and "warnings" in columns
     assert "ix_messages_campaign_phone" not in indexes
     store.close()
+
+
+@pytest.mark.parametrize("version", [(3, 31, 1), (3, 40, 1)])
+def test_statements_fit_an_old_sqlite_parameter_limit(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: tuple[int, ...]
+) -> None:
+    monkeypatch.setattr(sqlite3.dbapi2, "sqlite_version_info", version)  # what SQLAlchemy reads
+    limit = 999 if version < (3, 32) else 32_766
+
+    def as_that_library(dbapi_connection, _record) -> None:
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+
+    event.listen(store.engine, "connect", as_that_library)
+    store.engine.dispose()  # new connections, with the limit
+    summary = import_file(
+        store, write_csv(tmp_path / "a.csv", numbered(1234)), campaign="c", message=MESSAGE
+    )
+    assert summary.accepted == len(messages(store)) == 1234
