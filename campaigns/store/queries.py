@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, case, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from campaigns.errors import UserError
@@ -307,11 +305,16 @@ def reserve_slots(store: Store, name: str, count: int, interval: float, toleranc
     now = time.time()
     floor = now - tolerance
     span = count * interval
-    dialect = sqlite_insert if store.is_sqlite else postgresql_insert
+    # The dialect's own INSERT (for ON CONFLICT), imported here: loading PostgreSQL's takes
+    # ~50 ms that commands on SQLite, `status` first, should not pay.
+    if store.is_sqlite:
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
     with store.session.begin() as session:
         # Two senders may create the bucket at the same moment: the second one's insert is a no-op.
         session.execute(
-            dialect(RateLimit).values(name=name, next_slot=floor).on_conflict_do_nothing()
+            insert(RateLimit).values(name=name, next_slot=floor).on_conflict_do_nothing()
         )
         next_slot = session.execute(
             update(RateLimit)
