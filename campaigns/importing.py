@@ -135,7 +135,7 @@ def import_file(
     )
     digest = _sha256(path)
     try:
-        with ExitStack() as stack, store.bulk_session() as session:
+        with ExitStack() as stack, store.session.begin() as session:
             target = intake_queries.campaign_for_import(session, campaign, lock=not dry_run)
             if target is not None and target.template != template:
                 raise UserError(

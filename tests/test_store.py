@@ -1,9 +1,7 @@
 """The store: migrations on a fresh and an old database, and the shortcut that skips Alembic."""
 
-import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import inspect
 
 from campaigns.store.db import (
     BUSY_TIMEOUT_MS,
@@ -37,33 +35,3 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
         assert raw.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     store.close()
 
-
-def test_bulk_session_checks_foreign_keys_again_once_it_ends(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
-
-    def foreign_keys(connection) -> int:
-        return connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
-
-    for failing in (False, True):
-        try:
-            with store.bulk_session() as session:
-                assert foreign_keys(session.connection()) == 0
-                name = "lost" if failing else "kept"
-                session.execute(text("INSERT INTO rate_limits VALUES (:name, 1.0)"), {"name": name})
-                if failing:
-                    raise RuntimeError("a bad row")
-        except RuntimeError:
-            pass
-        with store.engine.connect() as connection:  # the pool hands back the same connection
-            assert foreign_keys(connection) == 1
-            with pytest.raises(IntegrityError):  # a message of no campaign
-                connection.execute(
-                    text(
-                        "INSERT INTO message_history VALUES (1, 99, 'x', 'x',"
-                        " null, null, 0, null, null, '2026-01-01')"
-                    )
-                )
-    with store.engine.connect() as connection:  # the failed transaction left nothing behind
-        rows = connection.execute(text("SELECT name FROM rate_limits")).scalars().all()
-    assert rows == ["kept"]
-    store.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
@@ -84,25 +82,6 @@ class Store:
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
-
-    @contextmanager
-    def bulk_session(self) -> Iterator[Session]:
-        """One transaction for inserting many rows under a campaign the caller holds (created
-        or locked in the same transaction).  SQLite checks a foreign key for every inserted row,
-        a fifth of a million-row import's time, so the check is off while this transaction runs
-        (the pragma cannot change inside one, hence the commit before the session begins)."""
-        with self.engine.connect() as connection:
-            self._foreign_keys(connection, on=False)
-            try:
-                with Session(connection, expire_on_commit=False) as session, session.begin():
-                    yield session
-            finally:
-                self._foreign_keys(connection, on=True)
-
-    def _foreign_keys(self, connection: Connection, *, on: bool) -> None:
-        if self.is_sqlite:
-            connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
-            connection.commit()
 
     def close(self) -> None:
         self.engine.dispose()
