@@ -508,21 +508,24 @@ class _SendRun:
         try:
             self._pump(work, results)
         except KeyboardInterrupt:
-            # Ctrl-C / SIGTERM: let in-flight requests finish and record them, then stop.
+            # Ctrl-C / SIGTERM: stop claiming; the workers finish their requests (queued claims
+            # come back unsent) and every outcome is recorded once they are done.  Counting them
+            # back instead could wait forever for one the interrupt caught half-way through.
             self.interrupted = True
             self.options.stop.set()
-            self._pump(work, results)
         finally:
             for _ in workers:
                 work.put(None)
         for worker in workers:
             worker.join()
+        if self.interrupted:
+            while not results.empty():
+                self._unwritten.append(results.get_nowait())
+            self._outstanding = 0
+            self._flush()
 
     def _pump(self, work: queue.Queue, results: queue.Queue) -> None:
-        """Keep the workers fed with claims; write outcomes in batches; stop when all are back.
-
-        Re-entrant: after Ctrl-C it is called again to collect what is still in flight.
-        """
+        """Keep the workers fed with claims; write outcomes in batches; stop when all are back."""
         claim_size = min(self.options.batch_size, 4 * self.options.concurrency)
         while True:
             if (
