@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import ExitStack, nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -135,7 +135,7 @@ def import_file(
     )
     digest = _sha256(path)
     try:
-        with ExitStack() as stack, store.session.begin() as session:
+        with store.session.begin() as session:
             target = intake_queries.campaign_for_import(session, campaign, lock=not dry_run)
             if target is not None and target.template != template:
                 raise UserError(
@@ -160,18 +160,22 @@ def import_file(
                 )
             columns = ["row", *recipients.columns, "reason"]
             writer = RejectsFile(rejects_file, columns) if rejects_file else nullcontext()
-            with writer as rejects, ThreadPoolExecutor(1) as pool:
-                run = _Run(
-                    session,
-                    target,
-                    template,
-                    summary,
-                    phone_column=recipients.phone_column,
-                    allow_international=allow_international,
-                    rejects=rejects,
-                    v2_params=bool(template_id),
-                )
-                stack.callback(run.close)
+            with (
+                writer as rejects,
+                closing(
+                    _Run(
+                        session,
+                        target,
+                        template,
+                        summary,
+                        phone_column=recipients.phone_column,
+                        allow_international=allow_international,
+                        rejects=rejects,
+                        v2_params=bool(template_id),
+                    )
+                ) as run,
+                ThreadPoolExecutor(1) as pool,  # shut down (its thread done) before run closes
+            ):
                 for statements in _one_ahead(pool, run.prepare, recipients.chunks):
                     if statements is not None:
                         intake_queries.MessageInsert.execute(session, statements)
