@@ -19,7 +19,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +84,54 @@ def parser(name: str, description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary databases and logs")
     return parser
+
+
+def add_pipeline_options(args_parser: argparse.ArgumentParser, command: str) -> None:
+    """What send and reconcile both take: campaign size, concurrency (by default that of
+    `campaigns COMMAND` in the code under test, for pipeline and ceiling alike), latency."""
+    args_parser.add_argument("--messages", type=int, default=20_000, help="campaign size")
+    args_parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=cli_default(command, "concurrency"),
+        help=f"pipeline and ceiling (default: that of `campaigns {command}` under test)",
+    )
+    args_parser.add_argument("--latency-ms", type=float, default=20.0)
+
+
+# PostgreSQL for tests and benchmarks: a server on which each run creates a database of its own.
+PG_SERVER = os.environ.get("CAMPAIGNS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pg_admin(server: str = PG_SERVER, timeout: int = 5):
+    """(autocommit psycopg connection to ``server``, its SQLAlchemy URL)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server)
+    connection = psycopg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        dbname=url.database,
+        password=url.password,
+        autocommit=True,
+        connect_timeout=timeout,
+    )
+    return connection, url
+
+
+@contextlib.contextmanager
+def pg_database(server: str = PG_SERVER, prefix: str = "bench") -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on ``server`` for one run; dropped at the end."""
+    admin, url = pg_admin(server)
+    name = f"campaigns_{prefix}_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 def output_path(name: str, args: argparse.Namespace) -> Path:

@@ -18,9 +18,9 @@ from __future__ import annotations
 from bench._common import (
     FIND_PATH,
     SandboxProcess,
+    add_pipeline_options,
     bare_pool,
     campaigns_cmd,
-    cli_default,
     cli_env,
     copy_db,
     find_form,
@@ -45,17 +45,8 @@ CAMPAIGN = "bench-reconcile"
 
 def main(argv: list[str] | None = None) -> int:
     args_parser = parser(NAME, __doc__.split("\n\n")[0])
-    args_parser.add_argument("--messages", type=int, default=20_000)
-    args_parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=None,
-        help="pipeline and ceiling (default: that of `campaigns reconcile` under test)",
-    )
-    args_parser.add_argument("--latency-ms", type=float, default=20.0)
+    add_pipeline_options(args_parser, "reconcile")
     args = args_parser.parse_args(argv)
-    if args.concurrency is None:
-        args.concurrency = cli_default("reconcile", "concurrency")
     if args.smoke:
         args.messages, args.runs = 200, 1
     runs = args.runs or 3

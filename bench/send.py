@@ -25,9 +25,9 @@ from pathlib import Path
 from bench._common import (
     SEND_PATH,
     SandboxProcess,
+    add_pipeline_options,
     bare_pool,
     campaigns_cmd,
-    cli_default,
     cli_env,
     copy_db,
     goal,
@@ -127,20 +127,11 @@ def pipeline(url: str, template: Path, db_path: Path, count: int, concurrency: i
 
 def main(argv: list[str] | None = None) -> int:
     args_parser = parser(NAME, __doc__.split("\n\n")[0])
-    args_parser.add_argument("--messages", type=int, default=20_000, help="campaign size (b, c)")
+    add_pipeline_options(args_parser, "send")
     args_parser.add_argument(
         "--naive-messages", type=int, default=500, help="sample timed for the naive loop (a)"
     )
-    args_parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=None,
-        help="pipeline and ceiling (default: that of `campaigns send` under test)",
-    )
-    args_parser.add_argument("--latency-ms", type=float, default=20.0)
     args = args_parser.parse_args(argv)
-    if args.concurrency is None:
-        args.concurrency = cli_default("send", "concurrency")
     if args.smoke:
         args.messages, args.naive_messages, args.runs = 200, 20, 1
     runs = args.runs or 3

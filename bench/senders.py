@@ -26,12 +26,9 @@ A run in which a sender exits non-zero (a crash) is not measured: it is recorded
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +41,7 @@ from bench._common import (
     goal,
     median,
     parser,
+    pg_database,
     print_goals,
     print_table,
     spread,
@@ -56,34 +54,6 @@ from bench._common import (
 
 NAME = "senders"
 CAMPAIGN = "bench-senders"
-PG_SERVER = os.environ.get("CAMPAIGNS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@contextlib.contextmanager
-def pg_database(server: str = PG_SERVER, prefix: str = "bench") -> Iterator[str]:
-    """A fresh, empty PostgreSQL database on ``server`` for one run; dropped at the end."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(server)
-    admin = psycopg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        dbname=url.database,
-        password=url.password,
-        autocommit=True,
-        connect_timeout=5,
-    )
-    name = f"campaigns_{prefix}_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 def max_in_window(times: list[float], width: float = 1.0) -> tuple[int, float]:
     """The most events in any half-open window [t, t + width) (``times`` sorted), and how many
     seconds after the first event that window starts."""

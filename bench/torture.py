@@ -374,7 +374,7 @@ def main() -> None:
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         if pg is not None:
-            from bench.senders import PG_SERVER, pg_database
+            from bench._common import PG_SERVER, pg_database
 
             args["db_url"] = stack.enter_context(pg_database(pg or PG_SERVER, "torture"))
         config = TortureConfig(**args)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from bench._common import PG_SERVER, pg_admin, pg_database
 from campaigns.cli import cli
 from campaigns.config import Secret, Settings
 from campaigns.provider.sandbox import Sandbox, SandboxConfig
@@ -32,31 +32,14 @@ def sandbox(tmp_path: Path):
         yield server
 
 
-# PostgreSQL tests run against this server, each in a database of its own that is dropped after.
-PG_SERVER = os.environ.get("CAMPAIGNS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# PostgreSQL tests run against PG_SERVER, each in a database of its own that is dropped after.
 _pg_state: dict[str, object] = {"ran": 0}
-
-
-def _pg_admin():
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(PG_SERVER)
-    return psycopg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        dbname=url.database,
-        password=url.password,
-        autocommit=True,
-        connect_timeout=3,
-    ), url
 
 
 def _pg_unreachable() -> str | None:
     if "problem" not in _pg_state:
         try:
-            connection, _ = _pg_admin()
+            connection, _ = pg_admin(timeout=3)
             connection.close()
             _pg_state["problem"] = None
         except Exception as exc:  # any failure to connect means: not reachable here
@@ -77,15 +60,9 @@ def require_pg() -> None:
 def pg_url():
     """A fresh PostgreSQL database for one test (skipped, and said so, without a server)."""
     require_pg()
-    admin, url = _pg_admin()
-    name = f"campaigns_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
     _pg_state["ran"] = int(_pg_state["ran"]) + 1  # type: ignore[arg-type]
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with pg_database(prefix="test") as url:
+        yield url
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
