@@ -1,0 +1,164 @@
+"""The ``campaigns`` group: global options, one-line errors and exit codes, progress bars."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import click
+from rich.console import Console
+from sqlalchemy.exc import DBAPIError
+
+from campaigns.config import DEFAULT_API_URL, DEFAULT_DB, Settings
+from campaigns.errors import AccountBlocked, CampaignsError, SendStopped, Transient, UserError
+
+EXIT_USER = 1
+EXIT_STOPPED = 2
+EXIT_INTERRUPTED = 130
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns the library's errors into one line and an exit code: no traceback for user mistakes."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SendStopped as exc:
+            interrupted = exc.account is None and str(exc).startswith("stopped;")
+            _fail(str(exc), EXIT_INTERRUPTED if interrupted else EXIT_STOPPED)
+        except AccountBlocked as exc:
+            _fail(f"{exc}; {exc.advice}" if exc.advice else str(exc), EXIT_STOPPED)
+        except Transient as exc:
+            _fail(f"the provider is unavailable: {exc}; try again later", EXIT_STOPPED)
+        except (UserError, CampaignsError) as exc:
+            _fail(str(exc), EXIT_USER)
+        except DBAPIError as exc:  # locked past the busy timeout, a lost server connection
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            _fail(
+                f"the database failed ({reason}); everything recorded before is kept:"
+                " run the same command again (a send resumes where it stopped)",
+                EXIT_STOPPED,
+            )
+        except KeyboardInterrupt:
+            _fail("interrupted", EXIT_INTERRUPTED)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar="CAMPAIGNS_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    help="Database URL (env CAMPAIGNS_DB).",
+)
+@click.option(
+    "--api-url",
+    envvar="ZHENZI_API_URL",
+    default=DEFAULT_API_URL,
+    show_default=True,
+    help="Provider API URL (env ZHENZI_API_URL).",
+)
+@click.option("--app-id", envvar="ZHENZI_APP_ID", default="", help="appId (env ZHENZI_APP_ID).")
+@click.option(
+    "--app-secret",
+    envvar="ZHENZI_APP_SECRET",
+    default="",
+    help="appSecret (env ZHENZI_APP_SECRET; prefer the variable: options show in `ps`).",
+)
+@click.option(
+    "--read-timeout",
+    envvar="ZHENZI_READ_TIMEOUT",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for a reply (env ZHENZI_READ_TIMEOUT).",
+)
+@click.option(
+    "--lookup-wait",
+    envvar="ZHENZI_LOOKUP_WAIT",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Seconds before a message whose outcome is unknown is looked up (env ZHENZI_LOOKUP_WAIT).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    quiet: bool,
+    db: str,
+    api_url: str,
+    app_id: str,
+    app_secret: str,
+    read_timeout: float,
+    lookup_wait: float,
+) -> None:
+    """Bulk SMS campaigns for Zhenzi (榛子云短信): import, send exactly once, reconcile, report.
+
+    \b
+    Example:
+      campaigns import customers.xlsx --campaign spring --message "【店铺】{姓名}您好…"
+      campaigns send spring --rate 50
+      campaigns reconcile spring && campaigns report spring --output spring.xlsx
+    """
+    ctx.meta["quiet"] = quiet
+    ctx.obj = Settings.from_env(
+        db_url=db,
+        api_url=api_url,
+        app_id=app_id,
+        app_secret=app_secret,
+        read_timeout=read_timeout,
+        lookup_wait=lookup_wait,
+    )
+
+
+# -- progress ----
+
+
+@contextmanager
+def progress(title: str) -> Iterator[Callable[[int, int | None, str], None]]:
+    """``show(done, total, detail)``: a bar on a terminal, a line every 10% otherwise."""
+    if click.get_current_context().meta.get("quiet"):
+        yield lambda done, total, detail: None
+        return
+    if not err.is_terminal:
+        last = [-1.0]
+
+        def line(done: int, total: int | None, detail: str) -> None:
+            step = max((total or 0) / 10, 1) if total else 100_000
+            if done == total or done - last[0] >= step:
+                last[0] = done
+                err.print(f"{title}: {done}/{total or '?'} {detail}")
+
+        yield line
+        return
+    # Imported here: only a terminal shows bars, and `status` should not pay ~10 ms to load them.
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task(title, total=None, detail="")
+        yield lambda done, total, detail: bar.update(
+            task, completed=done, total=total, detail=detail
+        )

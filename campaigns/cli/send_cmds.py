@@ -1,0 +1,198 @@
+"""send, pause, cancel, retry: moving a campaign's messages out."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import click
+
+from campaigns import api
+from campaigns.cli.base import cli, err, out, progress
+from campaigns.config import Settings
+from campaigns.errors import UserError
+from campaigns.schedule import MARKETING_WINDOW, SHANGHAI, Cap, Window, parse_moment
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--rate", type=float, default=None, help="Messages per second for the whole account.")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be sent and if the balance covers it."
+)
+@click.option(
+    "--test",
+    "tests",
+    multiple=True,
+    metavar="NUMBER",
+    help="Send the first message to this test number only (repeatable).",
+)
+@click.option(
+    "--window",
+    help="Daily send hours, Asia/Shanghai, e.g. 08:00-21:00 "
+    f"(default {MARKETING_WINDOW} for --marketing).",
+)
+@click.option("--marketing", is_flag=True, help=f"Marketing SMS: only inside {MARKETING_WINDOW}.")
+@click.option("--at", "start_at", metavar="'YYYY-MM-DD HH:MM'", help="Start no earlier than this.")
+@click.option("--until", metavar="'YYYY-MM-DD HH:MM'", help="Stop sending at this time.")
+@click.option(
+    "--no-wait", is_flag=True, help="Outside the window: exit (saying when) instead of waiting."
+)
+@click.option(
+    "--cap", metavar="N/24h", help="At most N SMS per number per period, across campaigns."
+)
+@click.option(
+    "--error-budget",
+    default="20%/200",
+    show_default=True,
+    metavar="X%/N",
+    help="Pause when more than X% of the last N sends fail permanently.",
+)
+@click.option(
+    "--allow-partial", is_flag=True, help="Start even if the balance cannot cover it all."
+)
+@click.pass_obj
+def send(
+    settings: Settings,
+    name: str,
+    rate: float | None,
+    concurrency: int,
+    dry_run: bool,
+    tests: tuple[str, ...],
+    window: str | None,
+    marketing: bool,
+    start_at: str | None,
+    until: str | None,
+    no_wait: bool,
+    cap: str | None,
+    error_budget: str,
+    allow_partial: bool,
+) -> None:
+    """Send the campaign's pending messages; run again to resume after any stop.
+
+    \b
+    Example:
+      campaigns send spring --rate 50 --concurrency 8
+      campaigns send spring --dry-run
+      campaigns send spring --test 13800138000
+      campaigns send spring --marketing --cap 2/24h
+    """
+    if dry_run:
+        return _print_plan(api.send_plan(settings, name))
+    if tests:
+        for result in api.send_tests(settings, name, tests):
+            verdict = "sent" if result.ok else f"NOT sent: {result.detail}"
+            out.print(f"test {result.phone} ({result.message_id}): {verdict}")
+        return None
+    # Imported here: the commands that do not send start without the sending machinery.
+    from campaigns.sending import SendOptions
+
+    options = SendOptions(
+        rate=rate,
+        concurrency=concurrency,
+        window=Window.parse(window or MARKETING_WINDOW) if (window or marketing) else None,
+        start_at=parse_moment(start_at, "--at") if start_at else None,
+        until=parse_moment(until, "--until") if until else None,
+        no_wait=no_wait,
+        cap=Cap.parse(cap) if cap else None,
+        error_budget=_budget(error_budget),
+        allow_partial=allow_partial,
+        on_wait=lambda message: err.print(message),
+    )
+    with progress("sending") as show:
+        options.on_progress = lambda p: show(p.done, p.total, f"failed {p.failed}")
+        result = api.send(settings, name, options)
+    parts = [f"sent {result.sent}", f"failed {result.failed}"]
+    if result.confirmed_by_lookup:
+        parts.append(f"confirmed by lookup {result.confirmed_by_lookup}")
+    if result.suppressed:
+        parts.append(f"suppressed {result.suppressed}")
+    if result.unknown:
+        parts.append(f"outcome unknown {result.unknown} (run send again to resolve)")
+    if result.deferred:
+        due = result.next_due.replace(tzinfo=UTC).astimezone(SHANGHAI) if result.next_due else None
+        parts.append(
+            f"deferred {result.deferred}" + (f" until {due:%Y-%m-%d %H:%M}" if due else "")
+        )
+    out.print(", ".join(parts))
+
+
+def _budget(text: str) -> tuple[float, int]:
+    try:
+        share, window = text.split("/")
+        return float(share.rstrip("%")) / 100, int(window)
+    except ValueError:
+        raise UserError(f"--error-budget {text!r}: expected X%/N, e.g. 20%/200") from None
+
+
+def _print_plan(plan) -> None:
+    out.print(
+        f"campaign {plan.campaign}: {plan.messages} messages to send, {plan.segments} SMS segments"
+    )
+    out.print(
+        f"balance: {plan.balance} SMS — "
+        + (
+            "enough"
+            if plan.covered
+            else f"NOT enough: {plan.segments - plan.balance} short (top up, or --allow-partial)"
+        )
+    )
+    out.print("dry run: nothing was sent")
+
+
+@cli.command()
+@click.argument("name")
+@click.pass_obj
+def pause(settings: Settings, name: str) -> None:
+    """Pause a campaign; a running send stops within a second. `send NAME` resumes it.
+
+    \b
+    Example:
+      campaigns pause spring
+    """
+    api.pause(settings, name)
+    out.print(f"campaign {name} paused; `campaigns send {name}` resumes it")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def cancel(settings: Settings, name: str, yes: bool) -> None:
+    """Cancel a campaign for good: its unsent messages are never sent.
+
+    \b
+    Example:
+      campaigns cancel spring --yes
+    """
+    if not yes:
+        click.confirm(f"Cancel campaign {name} for good?", abort=True)
+    count = api.cancel(settings, name)
+    out.print(f"campaign {name} cancelled; {count} unsent messages will never be sent")
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--state",
+    "states",
+    default="failed,undelivered",
+    show_default=True,
+    help="Which messages: failed, undelivered, expired.",
+)
+@click.option("--codes", help="Only these provider codes, e.g. 1000,109.")
+@click.pass_obj
+def retry(settings: Settings, name: str, states: str, codes: str | None) -> None:
+    """Queue chosen messages again under new messageIds; then run `send`.
+
+    \b
+    Example:
+      campaigns retry spring --state undelivered
+      campaigns retry spring --codes 109 && campaigns send spring
+    """
+    try:
+        wanted = [int(code) for code in codes.split(",")] if codes else []
+    except ValueError:
+        raise UserError(f"--codes {codes!r}: expected numbers like 1000,109") from None
+    count = api.retry(settings, name, [s.strip() for s in states.split(",")], wanted)
+    out.print(f"{count} messages queued again with new messageIds; run `campaigns send {name}`")
