@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy.exc import DBAPIError
 
 from campaigns.config import DEFAULT_API_URL, DEFAULT_DB, Settings
@@ -17,12 +19,39 @@ EXIT_USER = 1
 EXIT_STOPPED = 2
 EXIT_INTERRUPTED = 130
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# C0 and C1 control characters (but newline and tab), DEL, and the bidirectional overrides that
+# reorder what a terminal shows: a file or a campaign name must not move the cursor, retitle the
+# window or disguise a number.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """User data made safe for a terminal: every control character shown as its escape."""
+    return _INVISIBLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class _UserDataConsole(Console):
+    """A console that prints user data as it is: no markup, no highlighting, controls visible.
+
+    Every string printed, table cells and titles included, passes through ``render_str``; with
+    markup off, a campaign named ``[/x]`` is just text.
+    """
+
+    def render_str(self, text: str, **kwargs) -> Text:  # type: ignore[override]
+        return super().render_str(visible(text), **kwargs)
+
+
+out = _UserDataConsole(highlight=False, markup=False, soft_wrap=True)
+err = _UserDataConsole(stderr=True, highlight=False, markup=False, soft_wrap=True)
+
+
+def labelled(label: str, style: str, message: str) -> Text:
+    """``error: …`` / ``warning: …`` with the label styled and the message taken literally."""
+    return Text.assemble((label, style), " ", visible(message))
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(labelled("error:", "bold red", message), soft_wrap=True)
     sys.exit(code)
 
 

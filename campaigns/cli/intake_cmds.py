@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from campaigns import api
-from campaigns.cli.base import cli, err, out, progress
+from campaigns.cli.base import cli, err, labelled, out, progress
 from campaigns.config import Settings
 from campaigns.errors import UserError
 
@@ -94,7 +94,7 @@ def _print_import(summary) -> None:
     for reason, count in summary.rejected.items():
         out.print(f"    {count:>6}  {reason}: {api.reasons().get(reason.split(':')[0], reason)}")
     for warning in summary.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", markup=True)
+        err.print(labelled("warning:", "yellow", warning))
     if summary.dry_run:
         for text in summary.sample:
             out.print(f"  sample: {text}")
