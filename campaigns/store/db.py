@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns.errors import UserError
@@ -46,11 +47,24 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+# user:password@ up to the last "@": a password may itself hold an unescaped "@" or "/".
+_PASSWORD = re.compile(r"(?<=://)([^/@:]*):.*@(?=[^@]*$)")
+
+
+def masked(url: str) -> str:
+    """The database URL fit to print: its password, if any, replaced by ``***``.
+
+    Works on text SQLAlchemy cannot parse too, since that is exactly when it gets printed.
+    """
+    return _PASSWORD.sub(r"\1:***@", url)
+
+
 def create_store_engine(url: str) -> Engine:
     try:
         engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
-    except (ArgumentError, ImportError) as exc:
-        raise UserError(f"cannot use database {url!r}: {exc}") from None
+    except (ArgumentError, ImportError, ValueError) as exc:
+        reason = str(exc).replace(url, masked(url))
+        raise UserError(f"cannot use database {masked(url)!r}: {reason}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _tune_sqlite)
     return engine
@@ -58,17 +72,41 @@ def create_store_engine(url: str) -> Engine:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (cheap when it already is)."""
+    where = engine.url.render_as_string(hide_password=True)
     try:
         with engine.begin() as connection:
-            if current_revision(connection) == SCHEMA_HEAD:
+            revision = current_revision(connection)
+            if revision == SCHEMA_HEAD:
                 return
+            _refuse_newer(revision, where)
             from alembic import command
 
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except OperationalError as exc:
-        raise UserError(f"cannot open database {engine.url!r}: {exc.orig}") from None
+        raise UserError(f"cannot open database {where}: {exc.orig}") from None
+    except DatabaseError as exc:  # SQLite's "file is not a database", "disk image is malformed"
+        raise UserError(
+            f"{where} is not a campaigns database ({str(exc.orig).strip()}); "
+            "give another --db, or move that file away"
+        ) from None
+
+
+def _refuse_newer(revision: str | None, where: str) -> None:
+    """A schema this version does not know was made by a newer one: upgrading would fail, and
+    downgrading it would lose what the newer version stores."""
+    if revision is None or revision in _known_revisions():
+        return
+    raise UserError(
+        f"{where} was made by a newer version of campaigns (schema {revision}, this version "
+        f"knows up to {SCHEMA_HEAD}): use the newer campaigns that made it, or upgrade this one"
+    )
+
+
+def _known_revisions() -> set[str]:
+    versions = resources.files("campaigns.migrations").joinpath("versions")
+    return {entry.name[:4] for entry in versions.iterdir() if entry.name[:4].isdigit()}
 
 
 class Store:
