@@ -123,3 +123,35 @@ def test_masked_leaves_urls_without_a_password_alone() -> None:
     assert db.masked("sqlite:///x.db") == "sqlite:///x.db"
     assert db.masked("postgresql://ops@h/db") == "postgresql://ops@h/db"
     assert db.masked("postgresql://ops:p@ss:w@h/db") == "postgresql://ops:***@h/db"
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("", "without leading or trailing spaces"),
+        (" spring", "without leading or trailing spaces"),
+        ("spring\t", "without leading or trailing spaces"),
+        ("x" * 201, "201 characters long: at most 200"),
+        ("spring\x1b[2J", "control character U+001B"),
+        ("spring\u202egnirps", "control character U+202E"),
+    ],
+)
+def test_campaign_names_are_trimmed_short_and_printable(
+    tmp_path: Path, name: str, says: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    source = _csv(tmp_path, [("13800000001", "张三", "A1")])
+    result = _run(url, "import", str(source), "-c", name, "-m", MESSAGE)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0]
+    assert "\x1b" not in result.output
+    assert _run(url, "list", "--json").output.strip() == "[]"
+
+
+def test_the_longest_allowed_campaign_name_round_trips(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    name = "双十一" + "x" * 197
+    source = _csv(tmp_path, [("13800000001", "张三", "A1")])
+    assert _run(url, "import", str(source), "-c", name, "-m", MESSAGE).exit_code == 0
+    assert f'"campaign": "{name}"' in _run(url, "status", name, "--json").output

@@ -3,6 +3,7 @@ and a bulk insert fast enough for a million messages."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from itertools import chain, repeat
 from typing import Any
@@ -11,6 +12,7 @@ import pyarrow as pa
 from sqlalchemy import Dialect, select
 from sqlalchemy.orm import Session
 
+from campaigns.errors import UserError
 from campaigns.store.models import INVALID, STATES, Campaign, Import, Message, Suppression
 
 ACCEPTED_STATES = tuple(state for state in STATES if state != INVALID)
@@ -25,7 +27,28 @@ def campaign_for_import(session: Session, name: str, *, lock: bool) -> Campaign 
     return session.scalar(query.with_for_update() if lock else query)
 
 
+CAMPAIGN_NAME_MAX = 200  # the column's size, which SQLite does not enforce by itself
+
+
+def check_campaign_name(name: str) -> str:
+    """A name that every command can print and type back: ``send NAME`` hints must work."""
+    if not name or name != name.strip():
+        raise UserError(f"campaign name {name!r}: give a name without leading or trailing spaces")
+    if len(name) > CAMPAIGN_NAME_MAX:
+        raise UserError(
+            f"campaign name is {len(name)} characters long: at most {CAMPAIGN_NAME_MAX}"
+        )
+    control = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf")), None)
+    if control is not None:
+        raise UserError(
+            f"campaign name {name!r} holds the control character U+{ord(control):04X}: "
+            "use letters, digits, spaces and punctuation only"
+        )
+    return name
+
+
 def create_campaign(session: Session, **values: Any) -> Campaign:
+    check_campaign_name(values["name"])
     campaign = Campaign(**values)
     session.add(campaign)
     session.flush()  # its id, before messages refer to it
