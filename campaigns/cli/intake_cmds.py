@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ from campaigns import api
 from campaigns.cli.base import cli, err, labelled, out, progress
 from campaigns.config import Settings
 from campaigns.errors import UserError
+from campaigns.schedule import SHANGHAI
 
 
 @cli.command("import")
@@ -148,7 +150,8 @@ def suppress_list(settings: Settings) -> None:
     """
     rows = api.suppressions(settings)
     for row in rows:
-        out.print(f"{row.phone}  {row.added_at:%Y-%m-%d %H:%M} UTC  {row.reason}")
+        added = row.added_at.replace(tzinfo=UTC).astimezone(SHANGHAI)
+        out.print(f"{row.phone}  {added:%Y-%m-%d %H:%M} Asia/Shanghai  {row.reason}")
     out.print(f"{len(rows)} numbers suppressed")
 
 
