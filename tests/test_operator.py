@@ -33,3 +33,17 @@ def test_every_reject_reason_is_explained_in_english_and_chinese() -> None:
     for code, text in REASONS.items():
         assert re.search(r"[A-Za-z]{3}", text), code
         assert re.search(r"\([^()]*[\u4e00-\u9fff][^()]*\)$", text), code
+
+
+def test_a_missing_or_wrong_option_exits_1_like_every_input_mistake(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    runner = CliRunner()
+    for args in (
+        ["--db", url, "report", "spring"],  # --output is required
+        ["--db", url, "--read-timeout", "soon", "list"],
+        ["--db", url, "suppress", "add"],
+        ["--db", url, "sendd", "spring"],
+    ):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "Error:" in result.output

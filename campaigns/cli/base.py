@@ -58,9 +58,19 @@ def _fail(message: str, code: int) -> None:
 class _Group(click.Group):
     """Turns the library's errors into one line and an exit code: no traceback for user mistakes."""
 
+    def make_context(self, *args, **kwargs) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:  # a global option's mistake: input, like any other
+            exc.exit_code = EXIT_USER
+            raise
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # click says 2; our table says 1 for input mistakes
+            exc.exit_code = EXIT_USER
+            raise
         except SendStopped as exc:
             interrupted = exc.account is None and str(exc).startswith("stopped;")
             _fail(str(exc), EXIT_INTERRUPTED if interrupted else EXIT_STOPPED)
