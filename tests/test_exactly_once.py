@@ -9,8 +9,13 @@ import pytest
 
 from bench.torture import TortureConfig, run_torture
 from campaigns import api
-from campaigns.sending import SendOptions
-from tests.conftest import valid_phones, write_csv
+from campaigns.config import Secret
+from campaigns.provider.client import FIND_PATH, ZhenziClient
+from campaigns.sending import SendOptions, send_campaign
+from campaigns.store.db import Store
+from campaigns.store.models import SENDING, SENT
+from tests.support.proxy import FaultProxy, bad_gateway
+from tests.support.recipients import APP_ID, APP_SECRET, valid_phones, write_csv
 
 
 @pytest.mark.timeout(300)
@@ -77,3 +82,46 @@ def test_each_fault_alone_keeps_exactly_once_and_counts_attempts(
         assert attempts.max() == 1  # confirmed by lookup, never re-sent
     else:
         assert attempts.max() >= 2  # refused requests were retried, and it shows
+
+
+def quick_client(url: str) -> ZhenziClient:
+    """Few retries with short backoffs: a message uses them all up in well under a second."""
+    return ZhenziClient(
+        url,
+        APP_ID,
+        Secret(APP_SECRET),
+        read_timeout=2.0,
+        max_attempts=3,
+        backoff_initial=0.01,
+        backoff_max=0.02,
+        visibility_wait=0.05,
+    )
+
+
+def test_an_accepted_send_whose_lookups_all_fail_stays_sending_and_goes_once(
+    settings, sandbox, tmp_path
+):
+    """The provider accepts the request but the reply is lost, and every lookup fails: the
+    outcome is unknown, so the message stays `sending` after all its retries and every pass of
+    the run. It must not go back to `pending` (it would be sent again); the next run looks it up
+    and finds it sent."""
+    path = write_csv(tmp_path / "one.csv", valid_phones(1))
+    api.import_file(settings, path, campaign="lost", message="【测试】{姓名}您好")
+    sandbox.config.drop_after_accept = 1.0
+    store = Store(settings.db_url)
+    try:
+        with FaultProxy(sandbox.url) as proxy:
+            proxy.intercept = lambda where, seen: bad_gateway() if where == FIND_PATH else None
+            first = send_campaign(store, quick_client(proxy.url), "lost", SendOptions())
+            assert proxy.seen[FIND_PATH] >= 2  # it did try to look the message up
+        assert (first.sent, first.failed, first.unknown) == (0, 0, 1)
+        assert api.status(settings, "lost").by_state[SENDING] == 1
+        assert len(sandbox.ledger_entries()) == 1
+
+        sandbox.config.drop_after_accept = 0.0
+        second = send_campaign(store, quick_client(sandbox.url), "lost", SendOptions())
+    finally:
+        store.close()
+    assert (second.sent, second.confirmed_by_lookup) == (1, 1)
+    assert api.status(settings, "lost").by_state[SENT] == 1
+    assert len(sandbox.ledger_entries()) == 1

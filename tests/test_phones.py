@@ -127,17 +127,31 @@ def test_keys_keep_mainland_and_e164_numbers_apart() -> None:
 
 def agreement_cases() -> list[str]:
     """110,000 numbers: 100 in every 4-digit prefix 1000-1999 (valid and invalid mobiles alike),
-    and 10,000 of other shapes (other first digits, 10 and 12 digits, written with +86)."""
+    and 10,000 of other shapes (other first digits, written with +86, and near-valid numbers one
+    digit short or long)."""
     rng = random.Random(86)
     numbers = [
         f"{prefix}{rng.randrange(10**7):07d}" for prefix in range(1000, 2000) for _ in range(100)
     ]
     for _ in range(2500):
         numbers.append(f"{rng.choice('023456789')}{rng.randrange(10**10):010d}")
-        numbers.append(f"1{rng.randrange(10**8):09d}")
-        numbers.append(f"1{rng.randrange(10**10):011d}")
         numbers.append(f"+86 {rng.randrange(13, 20)}{rng.randrange(10**9):09d}")
+        numbers.extend(near_valid(rng))
     return numbers
+
+
+def near_valid(rng: random.Random) -> tuple[str, str]:
+    """A valid mobile prefix (13-19) with one digit too few and one digit too many."""
+    prefix = rng.randrange(13, 20)
+    return f"{prefix}{rng.randrange(10**8):08d}", f"{prefix}{rng.randrange(10**10):010d}"
+
+
+def test_near_valid_numbers_one_digit_off_are_refused_for_their_length() -> None:
+    rng = random.Random(10)
+    numbers = [number for _ in range(2000) for number in near_valid(rng)]
+    assert {len(number) for number in numbers} == {10, 12}
+    assert not any(oracle(number) for number in numbers)
+    assert set(normalise(numbers)) == {("", "wrong_length")}
 
 
 def test_agrees_with_phonenumbers_on_every_prefix() -> None:

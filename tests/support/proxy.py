@@ -1,0 +1,108 @@
+"""A loopback HTTP proxy in front of the sandbox that answers chosen requests itself.
+
+Faults injected here stay outside the sandbox's own code path: the sandbox sees only what the
+proxy lets through, and its ledger still says what the phones received.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A reply the proxy gives instead of forwarding the request."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json; charset=utf-8"
+
+
+def bad_gateway() -> Answer:
+    return Answer(502, b"<html><body>502 Bad Gateway</body></html>", "text/html")
+
+
+def provider_code(code: int, text: str = "injected by the test proxy") -> Answer:
+    """A provider error reply, as the API sends it: HTTP 200 with ``{"code", "data"}``."""
+    return Answer(200, json.dumps({"code": code, "data": text}, ensure_ascii=False).encode())
+
+
+# (path, how many requests to that path came before this one) -> an answer, or None to forward.
+Intercept = Callable[[str, int], Answer | None]
+
+
+def forward_everything(path: str, seen: int) -> Answer | None:
+    return None
+
+
+class FaultProxy:
+    """``with FaultProxy(sandbox.url) as proxy:`` point the client at ``proxy.url``; set
+    ``proxy.intercept`` (any time) to answer some requests instead of the sandbox."""
+
+    def __init__(self, target_url: str, intercept: Intercept = forward_everything) -> None:
+        self.target = urlsplit(target_url)
+        self.intercept = intercept
+        self.seen: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def answer(self, path: str) -> Answer | None:
+        with self._lock:
+            seen = self.seen[path]
+            self.seen[path] += 1
+        return self.intercept(path, seen)
+
+    def forward(self, path: str, body: bytes, content_type: str) -> Answer:
+        connection = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=30)
+        try:
+            connection.request("POST", path, body, {"Content-Type": content_type})
+            reply = connection.getresponse()
+            return Answer(reply.status, reply.read(), reply.getheader("Content-Type") or "")
+        finally:
+            connection.close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = urlsplit(self.path).path
+                answer = proxy.answer(path) or proxy.forward(
+                    path, body, self.headers.get("Content-Type", "")
+                )
+                self.send_response(answer.status)
+                self.send_header("Content-Type", answer.content_type)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        return Handler
