@@ -14,9 +14,10 @@ the provider. So `status` starts quickly, and `send` without pandas.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 from campaigns import controls
 from campaigns.config import Settings
 from campaigns.errors import UserError
-from campaigns.provider.codes import describe
+from campaigns.provider.codes import UNRECOGNISED_STATUS, describe
 from campaigns.store import queries
 from campaigns.store.db import Store
 from campaigns.store.models import (
@@ -34,6 +35,7 @@ from campaigns.store.models import (
     PAUSE,
     PENDING,
     SENDING,
+    SENT,
     STATES,
 )
 
@@ -74,7 +76,34 @@ def make_client(settings: Settings) -> ZhenziClient:
         read_timeout=settings.read_timeout,
         visibility_wait=settings.lookup_wait,
         ca_bundle=settings.ca_bundle,
+        insecure_tls=settings.insecure_tls,
     )
+
+
+def _campaign_client(settings: Settings, store: Store, name: str, command: str) -> ZhenziClient:
+    """The client for a command on a campaign; an ``--insecure-tls`` use goes in its history.
+
+    The history is the campaign's list of warnings (shown by `import`, kept for good): one line
+    per command and day, so a report can say that certificates went unchecked.
+    """
+    client = make_client(settings)
+    if settings.insecure_tls:
+        campaign = queries.campaign_by_name(store, name)
+        note = f"{command} on {queries.utcnow():%Y-%m-%d} (UTC) ran with --insecure-tls: {INSECURE}"
+        known = json.loads(campaign.warnings or "[]")
+        if note not in known:
+            queries.update_campaign(
+                store, campaign.id, warnings=json.dumps([*known, note], ensure_ascii=False)
+            )
+    return client
+
+
+INSECURE = "the provider's certificate was not checked"
+
+
+def insecure_tls_uses(warnings: str | None) -> list[str]:
+    """The campaign's history lines saying a command ran with ``--insecure-tls``."""
+    return [w for w in json.loads(warnings or "[]") if w.endswith(INSECURE)]
 
 
 def reasons() -> dict[str, str]:
@@ -105,7 +134,7 @@ def send(settings: Settings, name: str, options: SendOptions | None = None) -> S
     with _store(settings) as store:
         return send_campaign(
             store,
-            make_client(settings),
+            _campaign_client(settings, store, name, "send"),
             name,
             options or SendOptions(),
             account=f"{settings.api_url}#{settings.app_id}",
@@ -124,14 +153,37 @@ def send_plan(settings: Settings, name: str) -> SendPlan:
 
 def send_tests(settings: Settings, name: str, numbers: Sequence[str]) -> list[controls.TestResult]:
     with _store(settings) as store:
-        return controls.send_tests(store, make_client(settings), name, numbers)
+        client = _campaign_client(settings, store, name, "send --test")
+        return controls.send_tests(store, client, name, numbers)
 
 
 def reconcile(settings: Settings, name: str, **kwargs) -> ReconcileProgress:
+    """One pass: look up every sent message that has no final answer yet."""
     from campaigns.reconcile import reconcile_campaign
 
     with _store(settings) as store:
-        return reconcile_campaign(store, make_client(settings), name, **kwargs)
+        client = _campaign_client(settings, store, name, "reconcile")
+        return reconcile_campaign(store, client, name, **kwargs)
+
+
+def reconcile_until_final(
+    settings: Settings,
+    name: str,
+    *,
+    sleep: Callable[[float], None] | None = None,
+    on_pass: Callable[[int, ReconcileProgress, float | None], None] | None = None,
+    **kwargs,
+) -> ReconcileProgress:
+    """Passes on a backoff schedule until every message is final or expired (``--wait``)."""
+    from campaigns import reconcile as reconciling
+
+    with _store(settings) as store:
+        client = _campaign_client(settings, store, name, "reconcile")
+        return reconciling.reconcile_until_final(
+            lambda: reconciling.reconcile_campaign(store, client, name, **kwargs),
+            sleep=sleep or time.sleep,
+            on_pass=on_pass,
+        )
 
 
 def balance(settings: Settings) -> int:
@@ -191,12 +243,19 @@ class CampaignStatus:
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # Sent messages whose provider record carries a status text we cannot read, by that text.
+    unrecognised_statuses: dict[str, int] = field(default_factory=dict)
+    insecure_tls_uses: list[str] = field(default_factory=list)
 
     def as_json(self) -> str:
-        return json.dumps(
-            {"campaign": self.campaign, "total": self.total, "by_state": self.by_state},
-            ensure_ascii=False,
-        )
+        shown: dict[str, object] = {
+            "campaign": self.campaign,
+            "total": self.total,
+            "by_state": self.by_state,
+        }
+        if self.unrecognised_statuses:
+            shown["unrecognised_statuses"] = self.unrecognised_statuses
+        return json.dumps(shown, ensure_ascii=False)
 
 
 def _meaning(code: int | None, reason: str | None) -> tuple[str, str]:
@@ -214,6 +273,7 @@ def status(settings: Settings, name: str) -> CampaignStatus:
             for code, reason, count in queries.errors_by_code(store, campaign.id)
         ]
         senders = queries.active_senders(store, campaign.id)
+        unrecognised = _unrecognised_statuses(store, campaign.id) if by_state[SENT] else {}
     return CampaignStatus(
         campaign=name,
         total=sum(by_state.values()),
@@ -225,7 +285,34 @@ def status(settings: Settings, name: str) -> CampaignStatus:
         created_at=campaign.created_at,
         started_at=campaign.started_at,
         finished_at=campaign.finished_at,
+        unrecognised_statuses=unrecognised,
+        insecure_tls_uses=insecure_tls_uses(campaign.warnings),
     )
+
+
+def _unrecognised_statuses(store: Store, campaign_id: int) -> dict[str, int]:
+    """Sent messages by the status text reconcile could not read (its note on the message).
+
+    Grouped over the (campaign, state) index range of ``sent`` messages only.
+    """
+    from sqlalchemy import func, select
+
+    from campaigns.store.models import Message
+
+    prefix = len(UNRECOGNISED_STATUS) + 1
+    text = func.substr(Message.error_text, prefix)
+    query = (
+        select(text, func.count())
+        .where(
+            Message.campaign_id == campaign_id,
+            Message.state == SENT,
+            Message.error_text.startswith(UNRECOGNISED_STATUS, autoescape=True),
+        )
+        .group_by(text)
+        .order_by(func.count().desc())
+    )
+    with store.session() as session:
+        return {status: count for status, count in session.execute(query)}
 
 
 @dataclass

@@ -5,6 +5,8 @@ The library raises these; only the CLI turns them into one-line messages and exi
 
 from __future__ import annotations
 
+from enum import Enum
+
 
 class CampaignsError(Exception):
     """Base of every error the library raises on purpose."""
@@ -64,9 +66,59 @@ class Transient(CampaignsError):
         self.maybe_sent = maybe_sent
 
 
-class SendStopped(CampaignsError):
-    """A send ended before the campaign was done (account problem or interruption); resumable."""
+class StopReason(Enum):
+    """Why a send ended before the campaign was done. In order of precedence: when several
+    happen in one run, the first listed is the one reported (and sets the exit code)."""
 
-    def __init__(self, message: str, *, account: AccountBlocked | None = None) -> None:
+    ACCOUNT = "account"  # the provider refused the account (105-111, 117)
+    PROVIDER_DOWN = "provider down"  # many messages in a row used up all their retries
+    CANCELLED = "cancelled"  # `campaigns cancel`
+    OVER_BUDGET = "over budget"  # too many recent permanent failures: the campaign is paused
+    PAUSED = "paused"  # `campaigns pause`
+    SCHEDULE = "schedule"  # outside the window, past --until, or before --at with --no-wait
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
+    BALANCE = "balance"  # before sending: the balance cannot cover the campaign
+
+
+class SendStopped(CampaignsError):
+    """A send ended before the campaign was done, for ``reason``; resumable unless cancelled.
+
+    ``account`` is the provider's refusal when the reason is ``StopReason.ACCOUNT``.
+    """
+
+    def __init__(
+        self, message: str, reason: StopReason, *, account: AccountBlocked | None = None
+    ) -> None:
         super().__init__(message)
+        self.reason = reason
         self.account = account
+
+
+class TlsError(CampaignsError):
+    """The provider's TLS certificate was refused: nothing was sent over that connection.
+
+    Neither an account problem nor a transient one: retrying cannot help, and the fix is in the
+    configuration (``--api-url``, ``--ca-bundle``) or at the provider. ``kind`` is one of
+    ``unknown CA``, ``expired``, ``name``, ``certificate``, ``handshake``.
+    """
+
+    maybe_sent = False
+    requests = 0
+
+    def __init__(self, host: str, kind: str, what: str, advice: str = "") -> None:
+        self.host = host
+        self.kind = kind
+        self.advice = advice
+        text = f"TLS check failed for {host}: {what}"
+        super().__init__(f"{text}; {advice}" if advice else text)
+
+
+class ConnectionProblem(CampaignsError):
+    """The request could not be made as configured (bad URL, a redirect, a broken reply stream).
+
+    Nothing reached the provider, or what came back cannot be trusted; retrying as is will not
+    help: the message says what to fix.
+    """
+
+    maybe_sent = False
+    requests = 0

@@ -1,15 +1,23 @@
-"""Reconcile: look every sent message up and record delivered / undelivered with the raw record."""
+"""Reconcile: look every sent message up and record delivered / undelivered with the raw record.
+
+Each message is handled on its own: a lookup that fails, or a record nobody expected, leaves that
+message ``sent`` for the next pass and never costs the outcomes already fetched. Only a problem
+that every lookup would hit (the account, TLS, the URL) stops the pass, after the page's answers
+so far are recorded.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from campaigns.errors import AccountBlocked, Transient
+from campaigns.errors import AccountBlocked, CampaignsError, Transient
 from campaigns.provider.client import SmsRecord, ZhenziClient
+from campaigns.provider.codes import UNRECOGNISED_STATUS
 from campaigns.provider.ratelimit import RateLimiter, Unlimited
 from campaigns.store import queries
 from campaigns.store.db import Store
@@ -18,6 +26,11 @@ from campaigns.store.models import DELIVERED, EXPIRED, SENT, UNDELIVERED
 PAGE = 500
 EXPIRE_AFTER = timedelta(hours=72)
 SHANGHAI_OFFSET = timedelta(hours=8)
+# Seconds between passes of `reconcile --wait`: quick at first, when most receipts arrive, then
+# every 15 minutes until every message is final or expired.
+WAIT_SCHEDULE = (10.0, 30.0, 60.0, 300.0)
+WAIT_EVERY = 900.0
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 @dataclass
@@ -29,6 +42,8 @@ class ReconcileProgress:
     not_found: int = 0
     expired: int = 0
     errors: int = 0
+    # No message of the campaign was ever sent: nothing to look up.
+    nothing_sent: bool = False
 
     @property
     def done(self) -> int:
@@ -41,35 +56,43 @@ class ReconcileProgress:
             + self.errors
         )
 
+    @property
+    def not_final(self) -> int:
+        return self.still_pending + self.not_found + self.errors
+
 
 def _provider_time(record: SmsRecord) -> datetime:
-    """The record's statusTime (Asia/Shanghai wall time) as naive UTC; now when it has none."""
-    text = str(record.fields.get("statusTime") or "")
-    try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S") - SHANGHAI_OFFSET
-    except ValueError:
-        return queries.utcnow()
+    """When the provider says it happened, as naive UTC (it speaks Asia/Shanghai wall time).
+
+    The real record has no delivered time, only ``createTime``; a ``statusTime`` wins when a
+    record has one; with neither, the time of the lookup.
+    """
+    for name in ("statusTime", "createTime"):
+        text = str(record.fields.get(name) or "")
+        try:
+            return datetime.strptime(text, _TIME_FORMAT) - SHANGHAI_OFFSET
+        except ValueError:
+            continue
+    return queries.utcnow()
+
+
+def _not_final(message_pk: int, record: SmsRecord | None, expired: bool) -> dict[str, Any]:
+    note = f"{UNRECOGNISED_STATUS}{record.status}" if record is not None else None
+    return {
+        "id": message_pk,
+        "state": EXPIRED if expired else SENT,
+        "final_at": None,
+        "provider_record": record.raw if record else None,
+        "error_text": "no delivery report within the expiry time" if expired else note,
+    }
 
 
 def _outcome(
     message_pk: int, record: SmsRecord | None, sent_at: datetime | None, expire_before: datetime
 ) -> dict[str, Any]:
-    if (record is None or record.delivery is None) and sent_at and sent_at < expire_before:
-        return {
-            "id": message_pk,
-            "state": EXPIRED,
-            "final_at": None,
-            "provider_record": record.raw if record else None,
-            "error_text": "no delivery report within the expiry time",
-        }
     if record is None or record.delivery is None:
-        return {
-            "id": message_pk,
-            "state": SENT,
-            "final_at": None,
-            "provider_record": record.raw if record else None,
-            "error_text": None,
-        }
+        expired = sent_at is not None and sent_at < expire_before
+        return _not_final(message_pk, record, expired)
     failed = record.delivery == "undelivered"
     return {
         "id": message_pk,
@@ -78,6 +101,18 @@ def _outcome(
         "provider_record": record.raw,
         "error_text": str(record.fields.get("errorMsg") or record.status) if failed else None,
     }
+
+
+@dataclass(frozen=True)
+class _Answer:
+    message_pk: int
+    record: SmsRecord | None = None
+    failed: bool = False  # the lookup failed: unknown, ask again later
+    stop: Exception | None = None  # every other lookup would fail the same way
+
+
+# Failures no other message's lookup can escape: the account, TLS, the URL.
+_STOPS = (AccountBlocked, CampaignsError)
 
 
 def reconcile_campaign(
@@ -98,36 +133,53 @@ def reconcile_campaign(
     """
     expire_before = (now or queries.utcnow()) - expire_after
     campaign = queries.campaign_by_name(store, name)
-    progress = ReconcileProgress(total=queries.counts_by_state(store, campaign.id)[SENT])
+    counts = queries.counts_by_state(store, campaign.id)
+    progress = ReconcileProgress(total=counts[SENT])
+    if campaign.started_at is None and not any(counts[s] for s in (SENT, DELIVERED, UNDELIVERED)):
+        progress.nothing_sent = True
+        return progress
     limiter = RateLimiter(rate, burst=5) if rate else Unlimited()
 
-    def look_up(item: tuple[int, str, datetime | None]) -> tuple[int, SmsRecord | None, bool]:
+    def look_up(item: tuple[int, str, datetime | None]) -> _Answer:
         limiter.acquire()
         try:
-            return item[0], client.find(item[1]), True
+            return _Answer(item[0], client.find(item[1]))
         except Transient:
-            return item[0], None, False
+            return _Answer(item[0], failed=True)
+        except _STOPS as exc:
+            return _Answer(item[0], failed=True, stop=exc)
+        except Exception:  # a record nobody foresaw: this message waits, the others go on
+            return _Answer(item[0], failed=True)
 
     after_id = 0
     with ThreadPoolExecutor(concurrency, thread_name_prefix="reconcile") as pool:
         while page := queries.sent_not_final(store, campaign.id, after_id, PAGE):
             after_id = page[-1][0]
             sent_at = {pk: when for pk, _, when in page}
-            outcomes = []
-            try:
-                for pk, record, answered in pool.map(look_up, page):
-                    if answered:
-                        outcomes.append(_outcome(pk, record, sent_at[pk], expire_before))
-                        _count(progress, outcomes[-1]["state"], record)
-                    else:
-                        progress.errors += 1
-            except AccountBlocked:
-                queries.record_outcomes(store, outcomes)
-                raise
-            queries.record_outcomes(store, outcomes)
+            answers = list(pool.map(look_up, page))
+            outcomes = [_record(progress, a, sent_at[a.message_pk], expire_before) for a in answers]
+            queries.record_outcomes(store, [o for o in outcomes if o is not None])
             if on_progress:
                 on_progress(progress)
+            stop = next((a.stop for a in answers if a.stop is not None), None)
+            if stop is not None:
+                raise stop
     return progress
+
+
+def _record(
+    progress: ReconcileProgress, answer: _Answer, sent_at: datetime | None, expire_before: datetime
+) -> dict[str, Any] | None:
+    """The answer's outcome (None: nothing to write), counted in ``progress``."""
+    if answer.failed:
+        if answer.stop is None and sent_at is not None and sent_at < expire_before:
+            progress.expired += 1  # past expiry, the lookup's failure changes nothing
+            return _not_final(answer.message_pk, None, expired=True)
+        progress.errors += 1
+        return None
+    outcome = _outcome(answer.message_pk, answer.record, sent_at, expire_before)
+    _count(progress, outcome["state"], answer.record)
+    return outcome
 
 
 def _count(progress: ReconcileProgress, state: str, record: SmsRecord | None) -> None:
@@ -141,3 +193,31 @@ def _count(progress: ReconcileProgress, state: str, record: SmsRecord | None) ->
         progress.not_found += 1
     else:
         progress.still_pending += 1
+
+
+def reconcile_until_final(
+    run_pass: Callable[[], ReconcileProgress],
+    *,
+    schedule: Sequence[float] = WAIT_SCHEDULE,
+    every: float = WAIT_EVERY,
+    sleep: Callable[[float], None] = time.sleep,
+    on_pass: Callable[[int, ReconcileProgress, float | None], None] | None = None,
+) -> ReconcileProgress:
+    """Run passes until no message is left awaiting an answer, sleeping on ``schedule``.
+
+    It ends by itself: a message past the expiry time ends ``expired`` whatever its lookup
+    says. ``on_pass(number, progress, next_wait)`` reports each pass (``next_wait`` None after
+    the last). ``sleep`` is injectable so tests run the schedule without waiting.
+    """
+    number = 0
+    while True:
+        progress = run_pass()
+        number += 1
+        if progress.nothing_sent or progress.not_final == 0:
+            if on_pass:
+                on_pass(number, progress, None)
+            return progress
+        wait = schedule[number - 1] if number <= len(schedule) else every
+        if on_pass:
+            on_pass(number, progress, wait)
+        sleep(wait)

@@ -117,7 +117,7 @@ class _Group(click.Group):
     "--read-timeout",
     envvar="ZHENZI_READ_TIMEOUT",
     type=float,
-    default=10.0,
+    default=Settings.read_timeout,
     show_default=True,
     help="Seconds to wait for a reply (env ZHENZI_READ_TIMEOUT).",
 )
@@ -125,9 +125,24 @@ class _Group(click.Group):
     "--lookup-wait",
     envvar="ZHENZI_LOOKUP_WAIT",
     type=float,
-    default=3.0,
+    default=Settings.lookup_wait,
     show_default=True,
     help="Seconds before a message whose outcome is unknown is looked up (env ZHENZI_LOOKUP_WAIT).",
+)
+@click.option(
+    "--ca-bundle",
+    envvar="ZHENZI_CA_BUNDLE",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="PEM file of CAs trusted instead of the default store, e.g. a corporate TLS proxy's "
+    "(env ZHENZI_CA_BUNDLE).",
+)
+@click.option(
+    "--insecure-tls",
+    envvar="ZHENZI_INSECURE_TLS",
+    is_flag=True,
+    help="Do not check the provider's certificate (only for a truly broken one): warned on "
+    "every command, noted in the campaign (env ZHENZI_INSECURE_TLS=1).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.pass_context
@@ -140,6 +155,8 @@ def cli(
     app_secret: str,
     read_timeout: float,
     lookup_wait: float,
+    ca_bundle: str | None,
+    insecure_tls: bool,
 ) -> None:
     """Bulk SMS campaigns for Zhenzi (榛子云短信): import, send exactly once, reconcile, report.
 
@@ -150,13 +167,16 @@ def cli(
       campaigns reconcile spring && campaigns report spring --output spring.xlsx
     """
     ctx.meta["quiet"] = quiet
-    ctx.obj = Settings.from_env(
+    # Click has read the environment (once); Settings.from_env is for Python callers.
+    ctx.obj = Settings(
         db_url=db,
         api_url=api_url,
         app_id=app_id,
-        app_secret=app_secret,
+        app_secret=app_secret,  # type: ignore[arg-type]  (Settings wraps it in a Secret)
         read_timeout=read_timeout,
         lookup_wait=lookup_wait,
+        ca_bundle=ca_bundle or None,
+        insecure_tls=insecure_tls,
     )
 
 

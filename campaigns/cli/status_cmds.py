@@ -29,6 +29,10 @@ def print_status(status: api.CampaignStatus) -> None:
         for code, meaning, count in status.errors:
             errors.add_row(code, meaning, str(count))
         out.print(errors)
+    for text, count in status.unrecognised_statuses.items():
+        out.print(f"{count} sent messages carry the unrecognised status {text!r}: please report it")
+    for use in status.insecure_tls_uses:
+        out.print(f"history: {use}")
     _print_next_step(status)
 
 

@@ -5,17 +5,22 @@ Failures are sorted by what the caller must do (see ``campaigns.errors``). A sen
 is unknown (read timeout, dropped connection, 5xx, garbage reply, code 1000) is never repeated
 blindly: the client waits out the provider's visibility window, looks the messageId up, and sends
 again only when the provider does not know it.
+
+It relies on nothing the real provider has not been seen to send (see ``parse_record``), never
+follows a redirect (the form carries the appSecret), and checks TLS as ``provider.tls`` says.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from tenacity import (
@@ -25,20 +30,48 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from campaigns.config import Secret
-from campaigns.errors import AccountBlocked, MessageRejected, ProviderError, Transient
+from campaigns.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, Secret
+from campaigns.errors import (
+    AccountBlocked,
+    ConnectionProblem,
+    MessageRejected,
+    ProviderError,
+    Transient,
+    UserError,
+)
 from campaigns.provider.codes import describe
+from campaigns.provider.tls import ProviderAdapter, make_context, tls_failure
 
 SEND_PATH = "/sms/send.do"
 TEMPLATE_SEND_PATH = "/sms/v2/send.do"
 BALANCE_PATH = "/account/balance.do"
 FIND_PATH = "/smslog/findSmsByMessageId.do"
 
+log = logging.getLogger("campaigns")
+
 Delivery = Literal["delivered", "undelivered"] | None
-_DELIVERED = {"success", "delivered", "delivrd", "成功"}
-_UNDELIVERED = {"failed", "fail", "failure", "undelivered", "undeliv", "失败"}
+# Status texts with a known meaning, compared lower-cased and stripped. "success" is the only
+# one seen from the real provider; the others are the usual carrier (SMPP) receipt words and
+# their Chinese forms. Any other text leaves the message not final, its raw record kept.
+DELIVERED_TEXTS = frozenset({"success", "delivered", "delivrd", "成功", "已送达", "送达"})
+UNDELIVERED_TEXTS = frozenset(
+    {
+        "failed",
+        "fail",
+        "failure",
+        "undelivered",
+        "undeliv",
+        "rejected",
+        "rejectd",
+        "expired",
+        "deleted",
+        "失败",
+        "发送失败",
+        "未送达",
+    }
+)
 
 
 def _no_pace() -> None:
@@ -62,8 +95,20 @@ class SendResult:
     confirmed_by_lookup: bool = False
 
 
+def delivery_of(status: str) -> Delivery:
+    """A status text's final state, or None when it is not (or not known to be) final."""
+    lowered = status.strip().lower()
+    if lowered in DELIVERED_TEXTS:
+        return "delivered"
+    return "undelivered" if lowered in UNDELIVERED_TEXTS else None
+
+
 def parse_record(message_id: str, data: Any) -> SmsRecord | None:
-    """Tolerant: an object, a JSON string holding one, or nothing (null, "", {}) for unknown ids."""
+    """Tolerant: an object, a JSON string holding one, or nothing for an unknown id.
+
+    "Nothing" is every empty form: null, "", "null", {}, []. Only ``status`` is relied on;
+    whatever else the record carries is kept raw.
+    """
     if isinstance(data, str):
         text = data.strip()
         if not text or text == "null":
@@ -72,18 +117,16 @@ def parse_record(message_id: str, data: Any) -> SmsRecord | None:
             data = json.loads(text)
         except ValueError:
             return SmsRecord(message_id, text, None, text, {})
-    if not data:
+    if data is None or data == "" or data == {} or data == []:
         return None
     if not isinstance(data, dict):
         raw = json.dumps(data, ensure_ascii=False)
         return SmsRecord(message_id, raw, None, raw, {})
-    status = str(data.get("status", ""))
-    lowered = status.strip().lower()
-    delivery: Delivery = (
-        "delivered" if lowered in _DELIVERED else "undelivered" if lowered in _UNDELIVERED else None
-    )
+    status = str(data.get("status") or "")
     raw = json.dumps(data, ensure_ascii=False, sort_keys=True)
-    return SmsRecord(str(data.get("messageId", message_id)), status, delivery, raw, data)
+    return SmsRecord(
+        str(data.get("messageId") or message_id), status, delivery_of(status), raw, data
+    )
 
 
 def _raise_for_code(code: int, data: Any) -> None:
@@ -105,19 +148,26 @@ class ZhenziClient:
         app_id: str,
         app_secret: Secret,
         *,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 10.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         ca_bundle: str | None = None,
+        insecure_tls: bool = False,
         max_attempts: int = 5,
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
         visibility_wait: float = 1.0,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self.host = _checked_host(self.api_url)
         self.app_id = app_id
         self._secret = app_secret
         self.timeout = (connect_timeout, read_timeout)
-        self.verify: bool | str = ca_bundle or True
+        self.insecure_tls = insecure_tls
+        self._tls = make_context(ca_bundle, insecure_tls)
+        # Called with (path, fields without credentials, HTTP status, reply text) after every
+        # reply: `doctor --save` keeps the exchange for a bug report.
+        self.on_reply: Callable[[str, dict[str, str], int, str], None] | None = None
+        _warn_about_transport(self.api_url, self.host, insecure_tls)
         self.max_attempts = max_attempts
         # Exponential backoff with jitter, so workers that failed together do not retry together.
         self.backoff = wait_exponential(multiplier=backoff_initial, max=backoff_max) + wait_random(
@@ -159,8 +209,15 @@ class ZhenziClient:
         return int(self._retrying(lambda: self._call(BALANCE_PATH, {})))
 
     def find(self, message_id: str) -> SmsRecord | None:
-        """The provider's record of ``message_id``, or None when it does not know it."""
-        data = self._retrying(lambda: self._call(FIND_PATH, {"messageId": message_id}))
+        """The provider's record of ``message_id``, or None when it does not know it.
+
+        An error code that is neither an account nor a transient one (100, or a code nobody
+        documented) is how a provider may say "no such id": not found, never failed.
+        """
+        try:
+            data = self._retrying(lambda: self._call(FIND_PATH, {"messageId": message_id}))
+        except MessageRejected:
+            return None
         return parse_record(message_id, data)
 
     def find_settled(self, message_id: str, last_request_at: float) -> SmsRecord | None:
@@ -226,6 +283,8 @@ class ZhenziClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            session.mount("https://", ProviderAdapter(self._tls))
+            session.mount("http://", ProviderAdapter(self._tls))
             # Proxies from the environment are worked out once here, not on every request.
             session.trust_env = False
             session.proxies = requests.utils.get_environ_proxies(self.api_url)
@@ -244,32 +303,55 @@ class ZhenziClient:
                 self.api_url + path,
                 data=body.encode("ascii"),
                 timeout=self.timeout,
-                verify=self.verify,
+                allow_redirects=False,
             )
-        except requests.ConnectTimeout:
-            raise Transient(
-                "could not connect to the provider (timeout)", maybe_sent=False
-            ) from None
-        except requests.ReadTimeout:
-            raise Transient("no reply from the provider in time", maybe_sent=True) from None
-        except requests.exceptions.SSLError as exc:
-            raise AccountBlocked(
-                0,
-                "TLS error",
-                f"TLS certificate check failed: {exc}",
-                "check --api-url, or give --ca-bundle for a corporate proxy",
-            ) from None
-        except requests.ConnectionError as exc:
-            refused = isinstance(
-                getattr(exc.args[0] if exc.args else None, "reason", None), NewConnectionError
-            )
-            reason = "could not connect to the provider" if refused else "connection dropped"
-            raise Transient(reason, maybe_sent=not refused) from None
+        except requests.RequestException as exc:
+            raise self._request_failure(exc) from None
+        if self.on_reply is not None:
+            self.on_reply(path, fields, response.status_code, response.text)
         return self._parse(response)
+
+    def _request_failure(self, exc: requests.RequestException) -> Exception:
+        """Every way a request can fail, as one error (and one line) saying what to do."""
+        if isinstance(exc, requests.exceptions.SSLError):
+            return tls_failure(exc, self.host)
+        if isinstance(exc, requests.ConnectTimeout):
+            return Transient("could not connect to the provider (timeout)", maybe_sent=False)
+        if isinstance(exc, requests.ReadTimeout):
+            return Transient("no reply from the provider in time", maybe_sent=True)
+        if isinstance(exc, requests.ConnectionError):
+            cause = getattr(exc.args[0] if exc.args else None, "reason", None)
+            if isinstance(cause, NameResolutionError):
+                return Transient(f"cannot resolve the host {self.host}", maybe_sent=False)
+            if isinstance(cause, NewConnectionError):
+                return Transient("could not connect to the provider", maybe_sent=False)
+            return Transient("connection dropped", maybe_sent=True)
+        if isinstance(
+            exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
+        ):
+            # The request went out; its reply broke on the way back.
+            return Transient("the provider's reply was cut off or garbled", maybe_sent=True)
+        if isinstance(
+            exc,
+            requests.exceptions.InvalidURL
+            | requests.exceptions.MissingSchema
+            | requests.exceptions.InvalidSchema,
+        ):
+            return UserError(f"--api-url {self.api_url!r} is not a usable URL ({exc})")
+        return ConnectionProblem(f"the request to {self.host} failed: {type(exc).__name__}: {exc}")
 
     @staticmethod
     def _parse(response: requests.Response) -> Any:
         status = response.status_code
+        if 300 <= status < 400:
+            location = response.headers.get("Location") or "nowhere"
+            raise AccountBlocked(
+                status,
+                f"HTTP {status}",
+                f"the API URL answered HTTP {status} redirecting to {location}; not followed, "
+                "since the form carries the appSecret",
+                "if that is the provider's new address, set --api-url / ZHENZI_API_URL to it",
+            )
         if status >= 500 or status == 429:
             raise Transient(f"provider answered HTTP {status}", maybe_sent=status != 429)
         if status != 200:
@@ -287,3 +369,41 @@ class ZhenziClient:
         if code != 0:
             _raise_for_code(code, reply.get("data"))
         return reply.get("data")
+
+
+def _checked_host(api_url: str) -> str:
+    """The URL's host, or a one-line error before any request is made."""
+    try:
+        parts = urlsplit(api_url)
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError as exc:
+        raise UserError(f"--api-url {api_url!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise UserError(
+            f"--api-url {api_url!r} is not an http(s) URL; "
+            "expected e.g. https://sms_developer.zhenzikj.com"
+        )
+    return host
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _warn_about_transport(api_url: str, host: str, insecure_tls: bool) -> None:
+    if insecure_tls and api_url.startswith("https:"):
+        log.warning(
+            "warning: --insecure-tls: the provider's certificate is NOT checked; anyone on the "
+            "network path can read the appSecret and every message"
+        )
+    if api_url.startswith("http:") and not _is_loopback(host):
+        log.warning(
+            f"warning: {api_url} is plain http: the appSecret and every message travel in "
+            "clear text; use https://"
+        )

@@ -7,6 +7,11 @@ from typing import Literal
 
 Kind = Literal["message", "account", "transient"]
 
+# Reconcile's note on a sent message whose record carries a status text nobody mapped; `status`
+# counts messages by the text after it, so a user can report it. (Here, not in reconcile, so
+# that `status` reads it without loading the client.)
+UNRECOGNISED_STATUS = "unrecognised status: "
+
 
 @dataclass(frozen=True)
 class Code:
