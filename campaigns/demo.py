@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +44,19 @@ def new_folder(parent: Path | None = None) -> Path:
     folder = (parent or Path.cwd()) / "demo-output" / stamp
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def command_hint() -> tuple[str, str]:
+    """How to call ``campaigns`` from the user's shell, where the venv is often not active:
+    the command, and any advice to go with it."""
+    beside_python = Path(sys.executable).parent / "campaigns"
+    in_venv = sys.prefix != sys.base_prefix
+    if beside_python.is_file() and (in_venv or not shutil.which("campaigns")):
+        shown = os.path.relpath(beside_python)
+        return shlex.quote(str(beside_python) if shown.startswith("..") else shown), ""
+    if shutil.which("campaigns"):
+        return "campaigns", ""
+    return "campaigns", "; activate the virtual environment campaigns is installed in first"
 
 
 def run_demo(
