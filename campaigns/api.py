@@ -88,13 +88,15 @@ def _campaign_client(settings: Settings, store: Store, name: str, command: str) 
     """
     client = make_client(settings)
     if settings.insecure_tls:
-        campaign = queries.campaign_by_name(store, name)
+        from campaigns.store.models import Campaign
+
         note = f"{command} on {queries.utcnow():%Y-%m-%d} (UTC) ran with --insecure-tls: {INSECURE}"
-        known = json.loads(campaign.warnings or "[]")
-        if note not in known:
-            queries.update_campaign(
-                store, campaign.id, warnings=json.dumps([*known, note], ensure_ascii=False)
-            )
+        campaign_id = queries.campaign_by_name(store, name).id
+        with store.session.begin() as session:
+            campaign = session.get(Campaign, campaign_id, with_for_update=True)
+            known = json.loads(campaign.warnings or "[]")
+            if note not in known:
+                campaign.warnings = json.dumps([*known, note], ensure_ascii=False)
     return client
 
 

@@ -7,8 +7,14 @@ import requests
 
 from campaigns.config import Secret
 from campaigns.errors import AccountBlocked, MessageRejected, Transient
-from campaigns.provider.client import ZhenziClient, parse_record
-from tests.conftest import APP_ID, APP_SECRET
+from campaigns.provider.client import (
+    DELIVERED_TEXTS,
+    UNDELIVERED_TEXTS,
+    ZhenziClient,
+    parse_record,
+)
+from tests.real_double import UNKNOWN_SHAPES, DoubleConfig, RealDouble
+from tests.support.recipients import APP_ID, APP_SECRET
 
 
 def response(status: int, body: str) -> requests.Response:
@@ -141,3 +147,80 @@ def test_connection_refused_is_transient_and_not_maybe_sent():
     with pytest.raises(Transient) as caught:
         client.send("13800138000", "x", "m")
     assert caught.value.maybe_sent is False
+
+
+# -- replies as the real provider sends them ----
+
+REAL_RECORD = {
+    "messageId": "m1",
+    "toNumber": "13800138000",
+    "message": "【测试】内容",
+    "createTime": "2021-03-10 19:24:19",
+    "status": "success",
+    "appName": "应用",
+}
+
+
+@pytest.mark.parametrize("data", [[], "[]", "{}", " null "])
+def test_every_empty_form_is_not_found(data):
+    assert parse_record("m1", data) is None
+
+
+def test_the_real_record_shape_needs_nothing_beyond_its_six_fields():
+    parsed = parse_record("m1", REAL_RECORD)
+    assert (parsed.delivery, parsed.status, parsed.message_id) == ("delivered", "success", "m1")
+    assert json.loads(parsed.raw) == REAL_RECORD
+
+
+@pytest.mark.parametrize("text", sorted(DELIVERED_TEXTS))
+def test_known_delivered_texts(text):
+    assert parse_record("m1", {"status": f" {text.upper()} "}).delivery == "delivered"
+
+
+@pytest.mark.parametrize("text", sorted(UNDELIVERED_TEXTS))
+def test_known_undelivered_texts(text):
+    assert parse_record("m1", {"status": text}).delivery == "undelivered"
+
+
+@pytest.mark.parametrize("text", ["pending", "发送中", "", "SUCCESS_BUT_NOT_REALLY"])
+def test_other_texts_are_not_final_and_kept(text):
+    parsed = parse_record("m1", {**REAL_RECORD, "status": text})
+    assert parsed.delivery is None
+    assert json.loads(parsed.raw)["status"] == text
+
+
+@pytest.mark.parametrize("shape", UNKNOWN_SHAPES)
+def test_unknown_message_ids_are_not_found_in_every_reply_shape(shape):
+    config = DoubleConfig(unknown_shapes=(shape,))
+    with RealDouble(config) as double:
+        client = ZhenziClient(double.url(), config.app_id, Secret(config.app_secret))
+        assert client.find("never-sent") is None
+    assert double.unknown_shapes == [shape]
+
+
+def test_undocumented_error_code_on_a_lookup_is_not_found_but_account_codes_stop():
+    config = DoubleConfig(odd_lookups={"odd": (999, "奇怪"), "blocked": (110, "秘钥错误")})
+    with RealDouble(config) as double:
+        client = ZhenziClient(double.url(), config.app_id, Secret(config.app_secret))
+        assert client.find("odd") is None
+        with pytest.raises(AccountBlocked):
+            client.find("blocked")
+
+
+@pytest.mark.parametrize("fault", ["fail_1000", "fail_5xx"])
+def test_a_lookup_that_fails_is_unknown_not_not_found(sandbox, fault):
+    setattr(sandbox.config, fault, 1.0)
+    with pytest.raises(Transient):
+        client_for(sandbox, max_attempts=2).find("any")
+
+
+@pytest.mark.parametrize("shape", ["real", "rich"])
+def test_sandbox_records_in_both_shapes_are_understood(sandbox, shape):
+    sandbox.config.shape = shape
+    sandbox.config.delivery_delay_s = 0.0
+    sandbox.config.undelivered_share = 0.0
+    client = client_for(sandbox)
+    client.send("13800138000", "【测试】内容", "both-1")
+    record = client.find("both-1")
+    assert record.delivery == "delivered"
+    assert record.fields["toNumber"] == "13800138000"
