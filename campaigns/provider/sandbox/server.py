@@ -122,6 +122,10 @@ class Sandbox:
         """``time.monotonic()`` of each send request's arrival, for rate measurements."""
         return self._provider.arrival_times()
 
+    def open_connections(self) -> int:
+        """Connections whose handler has not finished yet (0 once every client is done)."""
+        return self._serving().open_connections()
+
     def request_count(self, path: str) -> int:
         """Requests received on ``path``, whatever their outcome."""
         return self._provider.request_count(path)

@@ -74,6 +74,7 @@ class SandboxServer(ThreadingHTTPServer):
             secure = self.tls.wrap_socket(request, server_side=True)
         except OSError:
             return  # the client refused our certificate, or does not speak TLS
+        self._untrack(request)
         self._track(secure)
         try:
             super().finish_request(secure, client_address)
@@ -99,6 +100,10 @@ class SandboxServer(ThreadingHTTPServer):
         """Hang-ups, timeouts and TLS failures are the network's doing: no traceback."""
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
+
+    def open_connections(self) -> int:
+        with self._open_lock:
+            return len(self._open)
 
     def _track(self, conn: socket.socket) -> None:
         with self._open_lock:
@@ -132,9 +137,10 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: the default logs every request to stderr."""
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """The standard library's own refusals (bad request line, huge headers) as JSON too."""
-        self.close_connection = True
-        self._write(bad_request_reply(message or HTTPStatus(code).phrase, code))
+        """The standard library's own refusals (bad request line, huge headers) as JSON too;
+        how much of the request is left unread is not known, so linger as long as allowed."""
+        reason = message or HTTPStatus(code).phrase
+        self._refuse(MalformedRequest(reason, code), unread=LINGER_BYTES)
 
     def _serve(self, method: str) -> None:
         provider = self.server.provider
