@@ -361,7 +361,11 @@ CORPUS_CASES = {
     ),
     "numbers-as-floats.xlsx": ({"sheet": "名单", "message": "【店】{金额}"}, 3, {}),
     "picture.csv": "not a spreadsheet",
-    "legacy.xls": "save it as .xlsx or CSV",
+    # Made with xlwt 1.3.0 (not a dependency) as WPS and old Excel write it: sheet 说明, then
+    # sheet 名单 with 手机号 (a number, then text "139 0013 9000"), 姓名, 订单号 ("0012" as text,
+    # 7 as a number) and a blank row 4.
+    "wps-list.xls": ({"sheet": "名单", "message": "【店】{姓名}{订单号}"}, 3, {}),
+    "legacy.xls": "damaged",  # an OLE header and nothing else
     "locked.xlsx": "password-protected",
     "damaged-utf8.csv": "line 3 is not valid UTF-8",
 }

@@ -1,10 +1,12 @@
-"""Read a recipients spreadsheet (CSV/TXT/TSV or XLSX) as the user sees it in Excel, in chunks.
+"""Read a recipients spreadsheet (CSV/TXT/TSV, XLSX, XLS or ODS) as the user sees it in Excel,
+in chunks.
 
 Every cell stays text, so phone numbers and order ids are never turned into floats, and each
-data row keeps the row number Excel shows.  The rows come a chunk at a time (pyarrow's streaming
-CSV reader, openpyxl's read-only mode), so memory stays flat however long the file is.  Every
-failure is one InputFileError line naming the file, because the people reading it are operations
-staff, not programmers.
+data row keeps the row number Excel shows.  The rows come a chunk of cells at a time (pyarrow's
+streaming CSV reader; workbooks through ``spreadsheets.py``), so memory stays flat however long
+or wide the file is, and every format is held to the limits of ``limits.py``.  Every failure is
+one InputFileError line naming the file, because the people reading it are operations staff,
+not programmers.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
+import shlex
+import stat
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,9 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from campaigns.errors import InputFileError, UserError
+from campaigns.intake.limits import MAX_CELL_CHARS, MAX_COLUMNS, MAX_HEADER_CHARS, over_limit
+from campaigns.intake.spreadsheets import ZIP_MAGIC, cell_text, file_head, open_sheet
 
 PHONE_HEADERS = (
     "phone",
@@ -39,18 +47,18 @@ PHONE_HEADERS = (
     "号码",
 )
 TEXT_SUFFIXES = (".csv", ".txt", ".tsv")
-XLSX_SUFFIXES = (".xlsx", ".xlsm")
-CHUNK_ROWS = 20_000  # rows handed on at a time
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
+CHUNK_ROWS = 20_000  # rows handed on at a time, at most
+CHUNK_CELLS = 200_000  # cells handed on at a time, at most: a wide file comes in fewer rows
 BLOCK_BYTES = 256 << 10  # CSV text pyarrow parses at a time; it reads 32 blocks ahead
 
 _GUESSED_ENCODINGS = ("utf-8-sig", "gb18030")  # gb18030 is a superset of GBK and GB2312
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # Excel's "Unicode Text" export
-_ZIP_MAGIC = b"PK\x03\x04"
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # old .xls, and password-protected .xlsx
-_ENCRYPTED_STREAM = "EncryptionInfo".encode("utf-16-le")
-_OLD_XLS = "this is an old .xls workbook; open it in Excel and save it as .xlsx or CSV"
 _EMPTY_HEADER = "{name}: row 1 is empty; put the column names in row 1"
 _SNIFF_CHARS = 8192
+_HEADER_READ_CHARS = 64 << 10
+_LINE_END = re.compile("[\r\n]")
+_COLUMNS_SHOWN = 20  # columns a message lists
 _DECODE_BYTES = 1 << 20
 _DELIMITERS = ",;\t"
 
@@ -86,26 +94,27 @@ def read_recipients(
     """Open ``path``, read its header and find its phone column (``phone_column``, else the one
     header PHONE_HEADERS names), so that a wrong file fails before anything is stored.
 
-    ``encoding`` forces a text encoding (default: UTF-8, then GB18030/GBK); ``sheet`` picks an XLSX
-    sheet (default: the first).  Fully blank rows are dropped; the others keep their row numbers.
+    ``encoding`` forces a text encoding (default: UTF-8, then GB18030/GBK); ``sheet`` picks a
+    workbook's sheet (default: the first).  Fully blank rows are dropped; the others keep their
+    row numbers.
     """
     path = Path(path)
     name = path.name
     suffix = path.suffix.lower()
-    if suffix == ".xls":
-        raise InputFileError(f"{name}: {_OLD_XLS}")
     if suffix in TEXT_SUFFIXES:
         if sheet is not None:
-            raise UserError(f"{name}: a sheet can only be chosen in an .xlsx workbook")
+            raise UserError(f"{name}: a sheet can only be chosen in a workbook (.xlsx, .xls, .ods)")
+        _check_regular_file(path)
         grids = _text_grids(path, name, suffix, encoding)
-    elif suffix in XLSX_SUFFIXES:
+    elif suffix in WORKBOOK_SUFFIXES:
         if encoding is not None:
             raise UserError(f"{name}: an encoding can only be chosen for CSV or text files")
-        grids = _xlsx_grids(path, name, sheet)
+        _check_regular_file(path)
+        grids = _workbook_grids(path, name, sheet)
     else:
         raise InputFileError(
             f"{name}: unsupported file type {suffix or '(no extension)'};"
-            " use .csv, .txt, .tsv or .xlsx"
+            " use .csv, .txt, .tsv, .xlsx, .xls or .ods"
         )
     header, where = next(grids)  # the generators open the file and yield its header first
     try:
@@ -139,17 +148,35 @@ def _chunks(grids: Iterator[Grid], columns: list[str], where: str) -> Iterator[C
         raise InputFileError(f"{where}: there are no data rows under the header row")
 
 
-def _head(path: Path, size: int) -> bytes:
-    """The file's first bytes; a missing or unreadable file is the user's to fix."""
+def _check_regular_file(path: Path) -> None:
+    """Refuse a folder, a pipe, a device or a socket before opening it: reading a pipe (FIFO)
+    waits for a writer that may never come."""
     try:
-        with path.open("rb") as handle:
-            return handle.read(size)
+        mode = path.stat().st_mode
     except FileNotFoundError:
         raise InputFileError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise InputFileError(f"{path.name}: is a folder, not a file") from None
     except OSError as exc:
         raise InputFileError(f"{path.name}: cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise InputFileError(f"{path.name}: is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise InputFileError(
+            f"{path.name}: is not a regular file (a pipe, device or socket);"
+            " save the list to a file and import that"
+        )
+
+
+def _chunk_rows(width: int) -> int:
+    """Rows a chunk holds: CHUNK_ROWS, fewer for a wide file so that a chunk stays within
+    CHUNK_CELLS cells."""
+    return max(1, min(CHUNK_ROWS, CHUNK_CELLS // max(width, 1)))
+
+
+def _check_width(width: int, where: str) -> None:
+    if width > MAX_COLUMNS:
+        raise over_limit(
+            where, f"the header row has {width:,} columns", "columns", MAX_COLUMNS, "columns"
+        )
 
 
 # -- delimited text ----
@@ -158,27 +185,87 @@ def _head(path: Path, size: int) -> bytes:
 def _text_grids(
     path: Path, name: str, suffix: str, encoding: str | None
 ) -> Iterator[Any]:  # the header row and name, then Grid chunks
-    if _head(path, len(_ZIP_MAGIC)) == _ZIP_MAGIC:
+    if file_head(path, len(ZIP_MAGIC)) == ZIP_MAGIC:
         raise InputFileError(f"{name}: this is an Excel workbook, not text; rename it to .xlsx")
     codec = _detect_encoding(path, name, encoding)
-    with path.open(encoding=codec, newline="") as handle:
-        sample = handle.read(_SNIFF_CHARS).removeprefix("\ufeff")  # a BOM read as forced UTF-8
+    line, sample = _header_line(path, name, codec)
     delimiter = "\t" if suffix == ".tsv" else _sniff(sample)
-    header = next(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter), [])
+    header = _header_cells(line, delimiter, name)
     yield header, name
-    yield from _csv_grids(path, name, codec, delimiter, len(header))
+    # pyarrow needs a whole row inside one block, the header row too.
+    block = max(BLOCK_BYTES, 2 * len(line.encode(codec, errors="replace")))
+    yield from _csv_grids(path, name, codec, delimiter, len(header), block)
 
 
-def _csv_grids(path: Path, name: str, codec: str, delimiter: str, width: int) -> Iterator[Grid]:
-    """The rows, about CHUNK_ROWS at a time, each with its row number (the header is row 1)."""
+def _header_line(path: Path, name: str, codec: str) -> tuple[str, str]:
+    """(the header row's text, the file's first few KB for sniffing the delimiter).
+
+    The header is read to its end, however long (up to MAX_HEADER_CHARS): a quoted line break
+    does not end it.
+    """
+    with path.open(encoding=codec, newline="") as handle:
+        text = handle.read(_SNIFF_CHARS).removeprefix("\ufeff")  # a BOM read as forced UTF-8
+        while (end := _record_end(text)) is None:
+            if len(text) > MAX_HEADER_CHARS:
+                raise over_limit(
+                    name,
+                    f"the header row is longer than {MAX_HEADER_CHARS:,} characters",
+                    "the header row",
+                    MAX_HEADER_CHARS,
+                    "characters",
+                )
+            more = handle.read(_HEADER_READ_CHARS)
+            if not more:
+                end = len(text)
+                break
+            text += more
+    return text[:end], text[: max(_SNIFF_CHARS, end)]
+
+
+def _record_end(text: str) -> int | None:
+    """Where the first record of ``text`` ends: its first line break outside quotes."""
+    for line_end in _LINE_END.finditer(text):
+        if text.count('"', 0, line_end.start()) % 2 == 0:
+            return line_end.start()
+    return None
+
+
+def _header_cells(line: str, delimiter: str, name: str) -> list[str]:
+    """The header row's cells, held to the column and cell-length limits."""
+    try:
+        header = next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:  # a cell past the csv module's own limit, 131,072 characters
+        header = [" " * (MAX_CELL_CHARS + 1)]
+    _check_width(len(header), name)
+    longest = max(map(len, header), default=0)
+    if longest > MAX_CELL_CHARS:
+        raise _cell_too_long(name, "the header row", longest)
+    return header
+
+
+def _cell_too_long(where: str, row: str, length: int) -> InputFileError:
+    return over_limit(
+        where,
+        f"{row} has a cell of {length:,} characters",
+        "cell length",
+        MAX_CELL_CHARS,
+        "characters",
+    )
+
+
+def _csv_grids(
+    path: Path, name: str, codec: str, delimiter: str, width: int, block: int
+) -> Iterator[Grid]:
+    """The rows, a chunk at a time, each with its row number (the header is row 1)."""
     odd = _OddRows(name, delimiter, width)
     arrow_codec = "utf8" if codecs.lookup(codec).name in ("utf-8", "utf-8-sig") else codec
+    size = _chunk_rows(width)
     try:
         with pacsv.open_csv(
             str(path),
             read_options=pacsv.ReadOptions(
                 encoding=arrow_codec,
-                block_size=BLOCK_BYTES,
+                block_size=block,
                 use_threads=False,  # row numbers of odd rows are only known single-threaded
                 autogenerate_column_names=True,  # the header is data row 1, named by us
             ),
@@ -198,16 +285,37 @@ def _csv_grids(path: Path, name: str, codec: str, delimiter: str, width: int) ->
             for batch in reader:
                 grid = batch.to_pandas().set_axis(range(width), axis=1)
                 parts.append(_with_odd_rows(grid, *odd.place(batch.num_rows)))
-                if sum(len(numbers) for _, numbers in parts) >= CHUNK_ROWS:
+                _check_cell_lengths(batch, *parts[-1], name)
+                if sum(len(numbers) for _, numbers in parts) >= size:
                     yield _joined(parts)
                     parts = []
             empty = pd.DataFrame(columns=range(width), dtype="str")
             yield _joined([*parts, _with_odd_rows(empty, *odd.place(0))])
     except pa.ArrowInvalid as exc:
         reason = str(exc).splitlines()[0]
-        if "straddl" in reason:  # a quoted cell that never ends swallows the rest of the file
-            reason = 'a quoted cell never ends; look for a stray " in the file'
+        if "straddl" in reason:  # a row longer than a block: a giant cell, or a stray quote
+            raise over_limit(
+                name,
+                f"a row is longer than {block:,} bytes (or a quoted cell never ends: look for a"
+                ' stray ")',
+                "cell length",
+                MAX_CELL_CHARS,
+                "characters",
+            ) from None
         raise InputFileError(odd.error or f"{name}: cannot be read as CSV ({reason})") from None
+
+
+def _check_cell_lengths(
+    batch: pa.RecordBatch, grid: pd.DataFrame, numbers: np.ndarray, name: str
+) -> None:
+    """Refuse a cell past MAX_CELL_CHARS; its bytes are counted first, in C, so that only a
+    column that may hold one is measured in characters."""
+    for position, column in enumerate(batch.columns):
+        if len(column) and pc.max(pc.binary_length(column)).as_py() > MAX_CELL_CHARS:
+            lengths = grid[position].str.len().to_numpy()
+            over = np.flatnonzero(lengths > MAX_CELL_CHARS)
+            if len(over):
+                raise _cell_too_long(name, f"row {numbers[over[0]]}", int(lengths[over[0]]))
 
 
 def _joined(parts: list[Grid]) -> Grid:
@@ -283,7 +391,7 @@ def _detect_encoding(path: Path, name: str, encoding: str | None) -> str:
     if encoding:
         candidates: tuple[str, ...] = (encoding,)
     else:
-        utf16 = _head(path, 2) in _UTF16_BOMS
+        utf16 = file_head(path, 2) in _UTF16_BOMS
         candidates = ("utf-16",) if utf16 else _GUESSED_ENCODINGS
     for candidate in candidates:
         try:
@@ -350,37 +458,18 @@ def _sniff(text: str) -> str:
 # -- workbooks ----
 
 
-def _xlsx_grids(
+def _workbook_grids(
     path: Path, name: str, sheet: str | None
 ) -> Iterator[Any]:  # the header row and "file (sheet)", then Grid chunks
-    head = _head(path, len(_OLE_MAGIC))
-    if head == _OLE_MAGIC:
-        if _ENCRYPTED_STREAM in path.read_bytes():
-            raise InputFileError(
-                f"{name}: the workbook is encrypted (password-protected);"
-                " remove the password in Excel and save it again"
-            )
-        raise InputFileError(f"{name}: {_OLD_XLS}")
-    if not head.strip():
-        raise InputFileError(f"{name}: the file is empty")
-    if not head.startswith(_ZIP_MAGIC):
-        raise InputFileError(f"{name}: not an .xlsx workbook; save it again from Excel as .xlsx")
-    import openpyxl  # here, not at the top: a third of a second that CSV imports do without
-
+    where, rows = open_sheet(path, name, sheet)
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl reports damage with many exception types
-        raise InputFileError(f"{name}: the workbook is damaged ({type(exc).__name__})") from None
-    try:
-        target = _sheet_name(book.sheetnames, sheet, name)
-        where = f"{name} (sheet {target})"
-        rows = book[target].iter_rows(values_only=True)
-        header = [_cell_text(value) for value in next(rows, ())]
+        header = [cell_text(value, where) for value in next(rows, ())]
         if not header:
             raise InputFileError(f"{where}: the sheet is empty")
+        _check_width(len(header), where)
         yield header, where
-        number = 2
-        while block := list(islice(rows, CHUNK_ROWS)):
+        number, size = 2, _chunk_rows(len(header))
+        while block := list(islice(rows, size)):
             cells = [_cells(row, len(header), number + i, where) for i, row in enumerate(block)]
             numbers = np.arange(number, number + len(block), dtype=np.int64)
             number += len(block)
@@ -390,37 +479,18 @@ def _xlsx_grids(
     except Exception as exc:  # damage further into the file surfaces while its rows are read
         raise InputFileError(f"{name}: the workbook is damaged ({type(exc).__name__})") from None
     finally:
-        book.close()
+        rows.close()
 
 
-def _cells(row: tuple, width: int, number: int, where: str) -> list[str]:
+def _cells(row: list, width: int, number: int, where: str) -> list[str]:
     """A row's cells as text, padded to the header's width; values beyond it are an error."""
-    texts = [_cell_text(value) for value in row]
+    texts = [cell_text(value, where) for value in row]
     if any(text.strip() for text in texts[width:]):
         raise InputFileError(
             f"{where}: row {number} has values beyond the last header column;"
             " give those columns a header in row 1"
         )
     return texts[:width] + [""] * (width - len(texts))
-
-
-def _cell_text(value: object) -> str:
-    """A cell as Excel shows it unformatted; whole numbers without ".0" (a phone typed as a
-    number comes back as 13800138000.0 from some writers)."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _sheet_name(names: list[str], wanted: str | None, name: str) -> str:
-    """The requested sheet, or the first one."""
-    if wanted is None:
-        return names[0]
-    if wanted not in names:
-        raise InputFileError(f"{name}: no sheet named {wanted!r}; sheets: {', '.join(names)}")
-    return wanted
 
 
 # -- the header ----
@@ -440,8 +510,11 @@ def _unique(header: list[str]) -> list[str]:
 
 
 def _phone_column(columns: list[str], wanted: str | None, where: str) -> str:
-    """The requested column, else the single header that is a known phone header."""
-    found = ", ".join(columns)
+    """The requested column, else the single header that is a known phone header.
+
+    When there is no single one, the message gives the ``--phone-column`` option to type.
+    """
+    found = _listed(columns)
     if wanted is not None:
         exact = [c for c in columns if c == wanted]
         matches = exact or [c for c in columns if _key(c) == _key(wanted)]
@@ -452,8 +525,30 @@ def _phone_column(columns: list[str], wanted: str | None, where: str) -> str:
     matches = [c for c in columns if _key(c) in known]
     if len(matches) == 1:
         return matches[0]
-    problem = "several columns look like phone numbers" if matches else "no phone column found"
-    raise InputFileError(f"{where}: {problem}; columns: {found}; name the phone column to use")
+    if matches:
+        options = " or ".join(phone_column_option(c) for c in matches)
+        raise InputFileError(
+            f"{where}: several columns look like phone numbers ({', '.join(matches)});"
+            f" choose one with {options}"
+        )
+    raise InputFileError(
+        f"{where}: no phone column found; columns: {found};"
+        f" name it with {phone_column_option(columns[0])} (the column's header)"
+    )
+
+
+def phone_column_option(header: str) -> str:
+    """The command-line option that picks ``header`` as the phone column, quoted for a shell."""
+    return (
+        f"--phone-column {shlex.quote(header)}" if '"' in header else f'--phone-column "{header}"'
+    )
+
+
+def _listed(columns: list[str]) -> str:
+    """The columns for a one-line message: the first few of a wide file, and how many."""
+    shown = ", ".join(columns[:_COLUMNS_SHOWN])
+    more = len(columns) - _COLUMNS_SHOWN
+    return f"{shown}, ... ({len(columns):,} columns)" if more > 0 else shown
 
 
 def _key(header: str) -> str:

@@ -1,0 +1,254 @@
+"""Inspect a zipped workbook (.xlsx, .xlsm, .ods) before any spreadsheet parser opens it.
+
+Parsers trust the archive: a 0.8 MB file can unpack to 800 MB of one cell, and calamine sizes
+its grid from the cell references, so two cells at A1 and XFD1048576 ask for 17 billion cells.
+So every part is unpacked here first, as a stream, counting what it really holds: the sizes
+the archive declares are checked up front, then again byte by byte, because declarations lie.
+Each XML part is scanned for its longest text, its rows, its widest row and its shared
+strings.  Anything past a limit (``limits.py``) is refused in one line; what is left is the
+largest grid a sheet spans, which tells the caller whether the sheet may be read whole.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from campaigns.errors import InputFileError
+from campaigns.intake.limits import (
+    MAX_CELL_CHARS,
+    MAX_COLUMNS,
+    MAX_COMPRESSION_RATIO,
+    MAX_SHARED_STRINGS,
+    MAX_SHEET_ROWS,
+    MAX_UNCOMPRESSED_BYTES,
+    MAX_XML_TEXT_BYTES,
+    RATIO_FLOOR_BYTES,
+    over_limit,
+)
+
+READ_BYTES = 1 << 20  # unpacked at a time
+_XML_SUFFIXES = (".xml", ".rels", ".vml")
+_PREFIX = rb"<(?:[A-Za-z_][\w.-]*:)?"  # any namespace prefix: x:c is a cell as much as c
+# SpreadsheetML: rows, cells (with their reference, A1 style) and shared strings.
+_XLSX_TAG = re.compile(_PREFIX + rb'(row|c|si)(?=[\s/>])(?:[^>]*?\sr="([A-Z]*)([0-9]*)")?')
+# OpenDocument: sheets, rows and cells, with the attributes that repeat them.
+_ODS_TAG = re.compile(
+    _PREFIX + rb"(table|table-row|table-cell|covered-table-cell)(?=[\s/>])([^>]*)>"
+)
+_REPEATED = re.compile(rb'number-(?:rows|columns)-repeated="([0-9]+)"')
+_DAMAGED = "the workbook is damaged ({reason}); save it again from the program that made it"
+
+
+@dataclass
+class _Grid:
+    """Where the cells of one sheet part reach: the last row and the widest row."""
+
+    rows: int = 0
+    columns: int = 0
+    row: int = 0  # the row being read
+    column: int = 0  # the last column of the row being read
+    shared_strings: int = 0
+
+
+@dataclass
+class WorkbookScan:
+    """What the archive holds once checked: each XML part's (rows, columns), as a parser that
+    reads a sheet whole lays its cells out, and whether it is an OpenDocument file (.ods)."""
+
+    shapes: dict[str, tuple[int, int]]
+    opendocument: bool
+
+    @property
+    def largest(self) -> int:
+        """The most cells any part spans."""
+        return max((rows * columns for rows, columns in self.shapes.values()), default=0)
+
+
+def scan_workbook(path: Path, where: str) -> WorkbookScan:
+    """Check the archive at ``path`` against the limits, part by part, as a stream."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            _check_declared(members, path.stat().st_size, where)
+            ods = "mimetype" in {member.filename for member in members}
+            unpacked, shapes = 0, {}
+            for member in members:
+                scan = _OdsScan(where) if ods else _XlsxScan(where)
+                feed = scan.feed if member.filename.endswith(_XML_SUFFIXES) else None
+                unpacked = _unpack(archive, member, unpacked, feed, where)
+                shapes[member.filename] = (scan.grid.rows, scan.grid.columns)
+            return WorkbookScan(shapes, ods)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise InputFileError(f"{where}: {_DAMAGED.format(reason=_first_line(exc))}") from None
+    except (NotImplementedError, RuntimeError) as exc:  # encrypted or unusual compression
+        raise InputFileError(f"{where}: cannot be unpacked ({_first_line(exc)})") from None
+
+
+def _check_declared(members: list[zipfile.ZipInfo], file_size: int, where: str) -> None:
+    """What the archive says it holds, refused before anything is unpacked."""
+    names = [member.filename for member in members]
+    if len(set(names)) != len(names):
+        raise InputFileError(f"{where}: {_DAMAGED.format(reason='a part appears twice')}")
+    declared = sum(member.file_size for member in members)
+    if declared > MAX_UNCOMPRESSED_BYTES:
+        raise _too_big(where, f"its parts declare {declared:,} bytes unpacked")
+    for member in members:
+        packed = min(max(member.compress_size, 1), file_size)
+        if (
+            member.file_size > RATIO_FLOOR_BYTES
+            and member.file_size > packed * MAX_COMPRESSION_RATIO
+        ):
+            raise _too_dense(where, member.filename, member.file_size // packed)
+
+
+def _unpack(
+    archive: zipfile.ZipFile,
+    member: zipfile.ZipInfo,
+    unpacked: int,
+    feed: Callable[[bytes], None] | None,
+    where: str,
+) -> int:
+    """Unpack one part as a stream, counting its real bytes (zipfile checks them against the
+    declared size and CRC at the end); return the archive's running total."""
+    packed = max(member.compress_size, 1)
+    seen = 0
+    with archive.open(member) as stream:
+        while block := stream.read(READ_BYTES):
+            seen += len(block)
+            unpacked += len(block)
+            if unpacked > MAX_UNCOMPRESSED_BYTES:
+                raise _too_big(where, f"its parts unpack to more than {unpacked:,} bytes")
+            if seen > RATIO_FLOOR_BYTES and seen > packed * MAX_COMPRESSION_RATIO:
+                raise _too_dense(where, member.filename, seen // packed)
+            if feed is not None:
+                feed(block)
+    return unpacked
+
+
+class _XmlScan:
+    """The longest run of text between two tags, over a part fed in blocks, and the tags."""
+
+    pattern: re.Pattern[bytes]
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.grid = _Grid()
+        self.tail = b""  # the bytes after the last "<" of the blocks so far: an unfinished tag
+
+    def feed(self, block: bytes) -> None:
+        data = self.tail + block
+        opens = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("<"))
+        gaps = np.diff(opens, prepend=0, append=len(data))
+        if gaps.max(initial=0) > MAX_XML_TEXT_BYTES:
+            raise over_limit(
+                self.where,
+                f"a cell or value holds more than {MAX_XML_TEXT_BYTES:,} bytes of text",
+                "cell length",
+                MAX_CELL_CHARS,
+                "characters",
+            )
+        cut = int(opens[-1]) if len(opens) else 0
+        self.tail = data[cut:]
+        for match in self.pattern.finditer(data, 0, cut):
+            self.tag(match)
+
+    def tag(self, match: re.Match[bytes]) -> None:
+        raise NotImplementedError
+
+    def cell_at(self, column: int) -> None:
+        """A cell in ``column`` of the current row: the grid reaches it."""
+        grid = self.grid
+        if column > MAX_COLUMNS:
+            raise over_limit(
+                self.where, f"a row reaches column {column:,}", "columns", MAX_COLUMNS, "columns"
+            )
+        if grid.row > MAX_SHEET_ROWS:
+            raise over_limit(
+                self.where, f"a sheet reaches row {grid.row:,}", "rows", MAX_SHEET_ROWS, "rows"
+            )
+        grid.column = column
+        grid.columns = max(grid.columns, column)
+        grid.rows = max(grid.rows, grid.row)
+
+    def row_at(self, row: int) -> None:
+        self.grid.row, self.grid.column = row, 0
+
+
+class _XlsxScan(_XmlScan):
+    """Rows and cells as SpreadsheetML places them: by their reference, else one after the
+    previous one; and the shared strings."""
+
+    pattern = _XLSX_TAG
+
+    def tag(self, match: re.Match[bytes]) -> None:
+        name, letters, digits = match.groups()
+        grid = self.grid
+        if name == b"c":
+            self.cell_at(_column_number(letters) if letters else grid.column + 1)
+        elif name == b"row":
+            self.row_at(int(digits) if digits else grid.row + 1)
+        else:
+            grid.shared_strings += 1
+            if grid.shared_strings > MAX_SHARED_STRINGS:
+                raise over_limit(
+                    self.where,
+                    f"more than {MAX_SHARED_STRINGS:,} shared strings",
+                    "shared strings",
+                    MAX_SHARED_STRINGS,
+                    "strings",
+                )
+
+
+class _OdsScan(_XmlScan):
+    """Rows and cells as OpenDocument repeats them; only cells with content count, as a run of
+    repeated blank cells (which LibreOffice writes to the sheet's edge) takes no memory."""
+
+    pattern = _ODS_TAG
+
+    def tag(self, match: re.Match[bytes]) -> None:
+        name, attributes = match.groups()
+        grid = self.grid
+        repeated = _REPEATED.search(attributes)
+        count = int(repeated.group(1)) if repeated else 1
+        if name == b"table":
+            grid.row = grid.column = 0
+        elif name == b"table-row":
+            self.row_at(grid.row + 1)
+            grid.row += count - 1  # the row's cells are laid out again on each repeat
+        elif attributes.rstrip().endswith(b"/") and b"value" not in attributes:
+            grid.column += count  # blank cells
+        else:
+            self.cell_at(grid.column + count)
+
+
+def _column_number(letters: bytes) -> int:
+    """A1-style column letters as a number: A is 1, Z 26, AA 27."""
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
+def _too_big(where: str, found: str) -> InputFileError:
+    return over_limit(where, found, "unpacked size", MAX_UNCOMPRESSED_BYTES, "bytes")
+
+
+def _too_dense(where: str, part: str, ratio: int) -> InputFileError:
+    return over_limit(
+        where,
+        f"part {part} unpacks to {ratio:,} times its size",
+        "compression ratio",
+        MAX_COMPRESSION_RATIO,
+        "times",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,34 @@
+"""The limits every recipients file is held to, whatever its format, in one place.
+
+Each is far beyond any real recipients list and far below what exhausts the machine, so that a
+hostile file (a decompression bomb, a row of twenty million cells) is refused in one line
+before it can take gigabytes of memory or minutes of time.  The README's "Limits" table lists
+them with the reason for each value.
+"""
+
+from __future__ import annotations
+
+from campaigns.errors import InputFileError
+
+MAX_COLUMNS = 16_384  # Excel's own widest sheet (column XFD)
+MAX_CELL_CHARS = 32_767  # Excel's own longest cell
+MAX_SHEET_ROWS = 1_048_576  # Excel's own longest sheet; CSV and text files have no row limit
+MAX_HEADER_CHARS = 1 << 20  # the header row as text: all 16,384 columns at 64 characters
+MAX_SHARED_STRINGS = 5_000_000  # distinct texts of a workbook: 5 text columns x Excel's rows
+MAX_UNCOMPRESSED_BYTES = 4 << 30  # a workbook's parts once unpacked, all together
+MAX_COMPRESSION_RATIO = 200  # unpacked / packed size of any part over RATIO_FLOOR_BYTES
+MAX_LOADED_CELLS = 8_000_000  # cells of a .xls or .ods sheet, which are read whole
+
+RATIO_FLOOR_BYTES = 1 << 20  # small parts (styles, themes) compress far better; they are harmless
+# No XML text run of a cell within MAX_CELL_CHARS is longer in bytes: 3 bytes a character in
+# UTF-8, or 5 for &amp; and the like, which Excel writes for & < > " characters.
+MAX_XML_TEXT_BYTES = 5 * MAX_CELL_CHARS + 1024
+
+
+def over_limit(where: str, found: str, limit: str, value: int, unit: str) -> InputFileError:
+    """The one-line refusal for a file past a limit: what was found, and the limit's name and
+    value as the README's table gives them."""
+    return InputFileError(
+        f"{where}: refused: {found}; the limit for {limit} is {value:,} {unit}"
+        " (no recipients list comes near it)"
+    )
