@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,3 +20,14 @@ def wait_for(probe: Callable[[], Any], timeout: float = 3.0) -> Any:
             return result
         time.sleep(0.02)
     pytest.fail(f"condition not met within {timeout}s")
+
+
+def sandbox_command(*options: str) -> subprocess.Popen[str]:
+    """``campaigns sandbox`` on a free port, as a user would start it; its URL is stdout's first
+    line."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "campaigns", "sandbox", "--port", "0", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from campaigns.provider.sandbox import Sandbox, SandboxConfig
+from campaigns.provider.sandbox import UNKNOWN_REPLIES, Sandbox, SandboxConfig
+from campaigns.provider.sandbox.config import SHANGHAI
+from tests.sandbox_support import sandbox_command, wait_for
 
 SEND = "/sms/send.do"
 SEND_V2 = "/sms/v2/send.do"
@@ -30,8 +34,9 @@ def ledger_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def sandbox(ledger_path: Path) -> Iterator[Sandbox]:
-    config = SandboxConfig(ledger=str(ledger_path), delivery_delay_s=0.2, seed=7,
-                           undelivered_share=0.0)
+    config = SandboxConfig(
+        ledger=str(ledger_path), delivery_delay_s=0.2, seed=7, undelivered_share=0.0
+    )
     with Sandbox(config) as sb:
         yield sb
 
@@ -45,21 +50,20 @@ def send(sb: Sandbox, number: str = NUMBER, message: str = TEXT, **fields: str) 
     return call(sb, SEND, number=number, message=message, **fields).json()
 
 
+def sent_ok(sb: Sandbox, number: str = NUMBER, message: str = TEXT, **fields: str) -> None:
+    """Send and insist on the exact success reply."""
+    assert send(sb, number=number, message=message, **fields) == {"code": 0, "data": "发送成功"}
+
+
 def find(sb: Sandbox, message_id: str) -> dict[str, Any] | None:
+    """The record, whichever shape it came in (object, or JSON string for ``shape="rich"``)."""
     reply = call(sb, FIND, messageId=message_id).json()
     assert reply["code"] == 0
-    return None if reply["data"] is None else json.loads(reply["data"])
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 3.0) -> Any:
-    """Poll until ``probe`` returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.02)
-    pytest.fail(f"condition not met within {timeout}s")
+    data = reply["data"]
+    if data is None:
+        return None
+    assert isinstance(data, str if sb.config.shape == "rich" else dict)
+    return json.loads(data) if isinstance(data, str) else data
 
 
 # -- sending --------------------------------------------------------------------------------
@@ -74,14 +78,19 @@ def test_send_success_replies_and_writes_ledger(sandbox: Sandbox, ledger_path: P
     assert [json.loads(line) for line in lines] == sandbox.ledger_entries()
     entry = json.loads(lines[0])
     assert (entry["messageId"], entry["number"], entry["message"], entry["segments"]) == (
-        "m-1", NUMBER, TEXT, 1)
+        "m-1",
+        NUMBER,
+        TEXT,
+        1,
+    )
     assert entry["time"].endswith("+08:00")
     assert TEXT in lines[0]  # UTF-8, not \u escapes
     assert sandbox.balance == 1_000_000 - 1
 
 
-def test_credentials_are_checked_and_secret_never_echoed(sandbox: Sandbox, ledger_path: Path
-                                                         ) -> None:
+def test_credentials_are_checked_and_secret_never_echoed(
+    sandbox: Sandbox, ledger_path: Path
+) -> None:
     secret = sandbox.config.app_secret
     url = sandbox.url + SEND
     fields = {"number": NUMBER, "message": TEXT, "messageId": "m-1"}
@@ -90,15 +99,34 @@ def test_credentials_are_checked_and_secret_never_echoed(sandbox: Sandbox, ledge
     wrong_secret = requests.post(url, data={"appId": "demo-app", "appSecret": "x", **fields})
     assert wrong_id == no_id == {"code": 105, "data": "appId错误或应用不存在"}
     assert wrong_secret.json()["code"] == 110
-    bodies = [call(sandbox, path, number=NUMBER, message=TEXT, messageId="m-1").text
-              for path in (SEND, SEND_V2, BALANCE, FIND)]
+    replies = {
+        path: call(sandbox, path, number=NUMBER, message=TEXT, messageId="m-1")
+        for path in (SEND, SEND_V2, BALANCE, FIND)
+    }
+    assert {path: reply.json()["code"] for path, reply in replies.items()} == {
+        SEND: 0,
+        SEND_V2: 100,
+        BALANCE: 0,
+        FIND: 0,
+    }  # v2 without a templateId: 100
+    bodies = [reply.text for reply in replies.values()]
     assert all(secret not in body for body in [*bodies, wrong_secret.text])
     assert secret not in ledger_path.read_text(encoding="utf-8")
-    assert len(sandbox.ledger_entries()) == 1
+    assert [entry["messageId"] for entry in sandbox.ledger_entries()] == ["m-1"]
 
 
-@pytest.mark.parametrize("number", ["", "1381234567", "138123456789", "12812345678",
-                                    "+8613812345678", "138 1234 5678", "１３８１２３４５６７８"])
+@pytest.mark.parametrize(
+    "number",
+    [
+        "",
+        "1381234567",
+        "138123456789",
+        "12812345678",
+        "+8613812345678",
+        "138 1234 5678",
+        "１３８１２３４５６７８",
+    ],
+)
 def test_malformed_number_is_100(sandbox: Sandbox, number: str) -> None:
     assert send(sandbox, number=number) == {"code": 100, "data": "参数格式错误"}
 
@@ -137,24 +165,40 @@ def test_daily_limit_per_number_is_109(sandbox: Sandbox) -> None:
     assert len(sandbox.ledger_entries()) == 4
 
 
-def test_daily_limit_zero_is_unlimited(sandbox: Sandbox) -> None:
-    sandbox.config.daily_limit = 0
-    assert {send(sandbox)["code"] for _ in range(12)} == {0}
+@pytest.mark.parametrize("limit", [None, 0])
+def test_no_daily_limit_unless_the_account_sets_one(sandbox: Sandbox, limit: int | None) -> None:
+    assert SandboxConfig().daily_limit is None
+    sandbox.config.daily_limit = limit
+    assert {send(sandbox)["code"] for _ in range(120)} == {0}
+    assert len(sandbox.ledger_entries()) == 120
 
 
 # -- template sends (v2) --------------------------------------------------------------------
 
 
-def send_v2(sb: Sandbox, template_id: str = "1001", params: str = '["1234", "5"]'
-            ) -> dict[str, Any]:
-    return call(sb, SEND_V2, number=NUMBER, templateId=template_id, templateParams=params,
-                messageId="v2-1").json()
+def send_v2(
+    sb: Sandbox, template_id: str = "1001", params: str = '["1234", "5"]'
+) -> dict[str, Any]:
+    return call(
+        sb, SEND_V2, number=NUMBER, templateId=template_id, templateParams=params, messageId="v2-1"
+    ).json()
 
 
 def test_v2_renders_template(sandbox: Sandbox) -> None:
     assert send_v2(sandbox) == {"code": 0, "data": "发送成功"}
     assert sandbox.ledger_entries()[0]["message"] == "【榛子科技】您的验证码为1234,5分钟内有效。"
     assert find(sandbox, "v2-1")["message"] == "【榛子科技】您的验证码为1234,5分钟内有效。"
+
+
+def test_v2_template_without_parameters_needs_no_template_params(sandbox: Sandbox) -> None:
+    reply = call(sandbox, SEND_V2, number=NUMBER, templateId="1002", messageId="v2-2").json()
+    assert reply == {"code": 0, "data": "发送成功"}
+    assert sandbox.ledger_entries()[0]["message"] == sandbox.config.templates["1002"]
+
+
+def test_extra_client_ip_field_is_accepted(sandbox: Sandbox) -> None:
+    sent_ok(sandbox, clientIp="203.0.113.9", messageId="ip-1")
+    assert [entry["messageId"] for entry in sandbox.ledger_entries()] == ["ip-1"]
 
 
 def test_v2_unknown_template_is_117(sandbox: Sandbox) -> None:
@@ -176,7 +220,7 @@ def test_v2_long_rendered_text_is_101(sandbox: Sandbox) -> None:
 
 def test_balance_call(sandbox: Sandbox) -> None:
     assert call(sandbox, BALANCE).json() == {"code": 0, "data": 1_000_000}
-    send(sandbox)
+    sent_ok(sandbox)
     assert call(sandbox, BALANCE).json()["data"] == 999_999
 
 
@@ -185,8 +229,62 @@ def test_lookup_unknown_is_null_and_empty_is_100(sandbox: Sandbox) -> None:
     assert call(sandbox, FIND, messageId="").json()["code"] == 100
 
 
-def test_lookup_goes_from_pending_to_success(sandbox: Sandbox) -> None:
-    send(sandbox, messageId="m-1")
+def test_real_shapes_byte_for_byte(sandbox: Sandbox) -> None:
+    sandbox.config.shape = "real"
+    sent = call(sandbox, SEND, number=NUMBER, message=TEXT, messageId="m-1")
+    assert sent.content == '{"code":0,"data":"发送成功"}'.encode()
+    assert call(sandbox, BALANCE).content == b'{"code":0,"data":999999}'
+    reply = call(sandbox, FIND, messageId="m-1")
+    assert b", " not in reply.content and b'": ' not in reply.content  # compact
+    assert TEXT.encode() in reply.content  # UTF-8, not \u escapes
+    record = reply.json()["data"]
+    assert isinstance(record, dict)
+    created = datetime.strptime(record.pop("createTime"), "%Y-%m-%d %H:%M:%S")
+    assert abs(created - datetime.now(SHANGHAI).replace(tzinfo=None)) < timedelta(minutes=1)
+    assert record == {
+        "messageId": "m-1",
+        "toNumber": NUMBER,
+        "message": TEXT,
+        "status": "pending",
+        "appName": "campaigns-sandbox",
+    }
+    final = wait_for(lambda: (r := find(sandbox, "m-1"))["status"] != "pending" and r)
+    assert final["status"] == "success"
+    assert set(final) == {"messageId", "toNumber", "message", "createTime", "status", "appName"}
+
+
+NOT_FOUND = {
+    "null": {"code": 0, "data": None},
+    "empty": {"code": 0, "data": ""},
+    "object": {"code": 0, "data": {}},
+    "list": {"code": 0, "data": []},
+    "code100": {"code": 100, "data": "参数格式错误"},
+}
+
+
+@pytest.mark.parametrize("form", sorted(NOT_FOUND))
+def test_unknown_message_id_reply_forms(sandbox: Sandbox, form: str) -> None:
+    sandbox.config.unknown_reply = form  # type: ignore[assignment]
+    assert call(sandbox, FIND, messageId="never-sent").json() == NOT_FOUND[form]
+    sandbox.config.visibility_delay_s = 30  # a record not visible yet answers the same
+    sent_ok(sandbox, messageId="m-1")
+    assert call(sandbox, FIND, messageId="m-1").json() == NOT_FOUND[form]
+
+
+def test_random_unknown_reply_uses_every_form_reproducibly() -> None:
+    def replies() -> list[Any]:
+        with Sandbox(SandboxConfig(seed=5, unknown_reply="random")) as sb:
+            return [call(sb, FIND, messageId=f"x{i}").json() for i in range(40)]
+
+    first = replies()
+    assert first == replies()
+    assert sorted(map(json.dumps, NOT_FOUND.values())) == sorted(set(map(json.dumps, first)))
+    assert set(UNKNOWN_REPLIES) == {*NOT_FOUND, "random"}
+
+
+def test_rich_lookup_goes_from_pending_to_success(sandbox: Sandbox) -> None:
+    sandbox.config.shape = "rich"
+    sent_ok(sandbox, messageId="m-1")
     reply = call(sandbox, FIND, messageId="m-1").json()
     assert isinstance(reply["data"], str)  # a JSON string holding the record
     record = json.loads(reply["data"])
@@ -200,17 +298,21 @@ def test_lookup_goes_from_pending_to_success(sandbox: Sandbox) -> None:
     assert final["statusTime"] >= final["createTime"]
 
 
-def test_undelivered_share_one_ends_failed(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("shape", ["real", "rich"])
+def test_undelivered_share_one_ends_failed(sandbox: Sandbox, shape: str) -> None:
+    sandbox.config.shape = shape  # type: ignore[assignment]
     sandbox.config.undelivered_share = 1.0
-    send(sandbox, messageId="m-1")
+    sent_ok(sandbox, messageId="m-1")
     final = wait_for(lambda: (r := find(sandbox, "m-1"))["status"] != "pending" and r)
     assert final["status"] == "failed"
-    assert final["errorMsg"].startswith("UNDELIV")
+    assert ("errorMsg" in final) is (shape == "rich")
+    if shape == "rich":
+        assert final["errorMsg"].startswith("UNDELIV")
 
 
 def test_visibility_delay_hides_new_record(sandbox: Sandbox) -> None:
     sandbox.config.visibility_delay_s = 0.3
-    send(sandbox, messageId="m-1")
+    sent_ok(sandbox, messageId="m-1")
     assert find(sandbox, "m-1") is None
     assert wait_for(lambda: find(sandbox, "m-1"))["messageId"] == "m-1"
 
@@ -293,7 +395,7 @@ def test_keep_alive_and_counters(sandbox: Sandbox) -> None:
         form = {"appId": "demo-app", "appSecret": "demo-secret", "number": NUMBER, "message": TEXT}
         for _ in range(3):
             assert session.post(sandbox.url + SEND, data=form, timeout=5).json()["code"] == 0
-    call(sandbox, BALANCE)
+    assert call(sandbox, BALANCE).json() == {"code": 0, "data": 1_000_000 - 3}
     assert sandbox.request_count(SEND) == 3
     assert sandbox.request_count(BALANCE) == 1
     times = sandbox.arrival_times()
@@ -315,8 +417,9 @@ def test_concurrent_requests_are_not_serialised(sandbox: Sandbox) -> None:
     sandbox.config.latency_ms = 100
     sandbox.config.daily_limit = 0
     codes: list[int] = []
-    threads = [threading.Thread(target=lambda: codes.append(send(sandbox)["code"]))
-               for _ in range(20)]
+    threads = [
+        threading.Thread(target=lambda: codes.append(send(sandbox)["code"])) for _ in range(20)
+    ]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -324,3 +427,38 @@ def test_concurrent_requests_are_not_serialised(sandbox: Sandbox) -> None:
         thread.join()
     assert time.monotonic() - started < 1.0  # serialised would take 2.0 s
     assert codes == [0] * 20
+
+
+def test_cli_options_reach_the_sandbox() -> None:
+    server = sandbox_command(
+        "--app-id",
+        "a",
+        "--app-secret",
+        "s",
+        "--shape",
+        "rich",
+        "--unknown-reply",
+        "list",
+        "--daily-limit",
+        "1",
+        "--max-body",
+        "1000",
+    )
+    try:
+        url = server.stdout.readline().strip() if server.stdout else ""
+        form = {"appId": "a", "appSecret": "s", "number": NUMBER, "message": TEXT}
+        codes = [
+            requests.post(url + SEND, data={**form, "messageId": f"c-{i}"}, timeout=5).json()
+            for i in range(2)
+        ]
+        assert [reply["code"] for reply in codes] == [0, 109]
+        unknown = requests.post(url + FIND, data={**form, "messageId": "c-1"}, timeout=5)
+        assert unknown.json() == {"code": 0, "data": []}
+        known = requests.post(url + FIND, data={**form, "messageId": "c-0"}, timeout=5).json()
+        assert json.loads(known["data"])["segments"] == 1  # rich: a JSON string, more fields
+        too_big = requests.post(url + SEND, data={**form, "message": "x" * 1000}, timeout=5)
+        assert too_big.status_code == 400
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=10)
+    assert (server.returncode, err) == (0, "")

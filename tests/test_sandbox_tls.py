@@ -8,8 +8,6 @@ import json
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -19,7 +17,7 @@ import requests
 import trustme
 
 from campaigns.provider.sandbox import Sandbox, SandboxConfig
-from tests.sandbox_support import wait_for
+from tests.sandbox_support import sandbox_command, wait_for
 
 FORM = {"appId": "demo-app", "appSecret": "demo-secret"}
 BALANCE = "/account/balance.do"
@@ -110,15 +108,6 @@ def test_unloadable_certificate_is_a_one_line_value_error(
         Sandbox(SandboxConfig(tls_cert=str(not_pem))).start()
     with pytest.raises(ValueError, match="needs its certificate"):
         Sandbox(SandboxConfig(tls_key=str(pem_files["key"]))).start()
-
-
-def sandbox_command(*options: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "campaigns", "sandbox", "--port", "0", *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def test_cli_serves_https_and_prints_an_https_url(pem_files: dict[str, Path]) -> None:
