@@ -40,6 +40,7 @@ from campaigns.store.models import (
 )
 
 if TYPE_CHECKING:
+    from campaigns.doctor import DoctorReport
     from campaigns.importing import ImportSummary
     from campaigns.provider.client import ZhenziClient
     from campaigns.reconcile import ReconcileProgress
@@ -190,6 +191,29 @@ def reconcile_until_final(
 
 def balance(settings: Settings) -> int:
     return make_client(settings).balance()
+
+
+def doctor(
+    settings: Settings,
+    *,
+    test_number: str | None = None,
+    message: str | None = None,
+    watch: float = 60.0,
+    save: str | Path | None = None,
+) -> DoctorReport:
+    """Check the host, TLS, credentials and balance; with a test number, send ONE SMS and
+    measure how long lookups take to show it (see ``campaigns.doctor``)."""
+    from campaigns.doctor import DEFAULT_TEXT, Exchanges, run_doctor
+
+    client = make_client(settings)
+    exchanges = Exchanges(settings)
+    client.on_reply = exchanges.record
+    report = run_doctor(
+        settings, client, test_number=test_number, message=message or DEFAULT_TEXT, watch=watch
+    )
+    if save is not None:
+        exchanges.save(Path(save), report)
+    return report
 
 
 # -- controls ----

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 
 from campaigns.cli import (  # noqa: F401  (each module registers its commands on the group)
+    doctor_cmd,
     intake_cmds,
     reconcile_cmd,
     report_cmd,

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 import requests
+import urllib3
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -30,7 +31,7 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
-from urllib3.exceptions import NameResolutionError, NewConnectionError
+from urllib3.exceptions import InsecureRequestWarning, NameResolutionError, NewConnectionError
 
 from campaigns.config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, Secret
 from campaigns.errors import (
@@ -397,7 +398,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def _warn_about_transport(api_url: str, host: str, insecure_tls: bool) -> None:
+    """Our own warnings, once per client: urllib3's repeats on every request are silenced."""
     if insecure_tls and api_url.startswith("https:"):
+        urllib3.disable_warnings(InsecureRequestWarning)
         log.warning(
             "warning: --insecure-tls: the provider's certificate is NOT checked; anyone on the "
             "network path can read the appSecret and every message"
