@@ -19,8 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +32,25 @@ PYTHON = sys.executable
 # The `campaigns` code under test: this checkout, or a frozen copy of a commit made by
 # `python -m bench.snapshot` (others edit the working tree while benchmarks run).
 CODE_ROOT = Path(os.environ.get("BENCH_CAMPAIGNS_ROOT") or ROOT).resolve()
-if CODE_ROOT != ROOT:
+
+
+def prepare() -> None:
+    """What a benchmark does when it starts, never at import: put the code under test first on
+    the path, make the cache folder, take its children's exit statuses back for itself."""
+    _use_code_under_test()
+    _ignore_cache()
+    _reap_own_children()
+
+
+def _use_code_under_test() -> None:
+    if CODE_ROOT == ROOT or str(CODE_ROOT) in sys.path:
+        return
+    loaded = sys.modules.get("campaigns")
+    if loaded is not None and not str(loaded.__file__).startswith(str(CODE_ROOT)):
+        raise RuntimeError(
+            f"campaigns was imported from {loaded.__file__} before the benchmark chose "
+            f"{CODE_ROOT}: call bench._common.prepare() first"
+        )
     sys.path.insert(0, str(CODE_ROOT))
 
 
@@ -45,9 +62,6 @@ def _ignore_cache() -> None:
         marker.write_text("# created by bench/_common.py\n*\n")
 
 
-_ignore_cache()
-
-
 def _reap_own_children() -> None:
     """Children are reaped here, with wait4, for their rusage. A parent that ignores SIGCHLD
     passes that on through exec, and then the kernel reaps them first and wait4 fails with
@@ -55,8 +69,6 @@ def _reap_own_children() -> None:
     if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
-
-_reap_own_children()
 
 APP_ID = "bench-app"
 APP_SECRET = "bench-secret-not-real"
@@ -72,6 +84,8 @@ CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def parser(name: str, description: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes; every benchmark starts here, so this prepares it."""
+    prepare()
     parser = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=description)
     parser.add_argument("--runs", type=int, default=None, help="repetitions; medians are reported")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run: does it run?")
@@ -97,41 +111,6 @@ def add_pipeline_options(args_parser: argparse.ArgumentParser, command: str) -> 
         help=f"pipeline and ceiling (default: that of `campaigns {command}` under test)",
     )
     args_parser.add_argument("--latency-ms", type=float, default=20.0)
-
-
-# PostgreSQL for tests and benchmarks: a server on which each run creates a database of its own.
-PG_SERVER = os.environ.get("CAMPAIGNS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def pg_admin(server: str = PG_SERVER, timeout: int = 5):
-    """(autocommit psycopg connection to ``server``, its SQLAlchemy URL)."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(server)
-    connection = psycopg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        dbname=url.database,
-        password=url.password,
-        autocommit=True,
-        connect_timeout=timeout,
-    )
-    return connection, url
-
-
-@contextlib.contextmanager
-def pg_database(server: str = PG_SERVER, prefix: str = "bench") -> Iterator[str]:
-    """A fresh, empty PostgreSQL database on ``server`` for one run; dropped at the end."""
-    admin, url = pg_admin(server)
-    name = f"campaigns_{prefix}_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def output_path(name: str, args: argparse.Namespace) -> Path:

@@ -6,7 +6,7 @@ process on a campaign of R x ``--seconds`` messages. For each rate:
 
 - achieved rate = (n - 1) / (last arrival - first arrival), goal within 2 % of R;
 - the most requests that arrived in any 1-second sliding window, goal <= R + burst, where burst is
-  ``SendOptions.burst`` (what the provider may see over the rate in one second).
+  ``ratelimit.BURST`` (what the provider may see over the rate in one second).
 
 Both limiter classes are measured (``--limiters``): ``shared``, the ``SharedRateLimiter`` that
 ``campaigns send --rate`` uses (slots from a bucket in the database), and ``local``, the
@@ -60,9 +60,9 @@ def max_in_window(times: list[float], width: float = 1.0) -> int:
 # child imports the package from its working directory, the code under test).
 LOCAL_LIMITER = (
     "import sys\n"
-    "from campaigns import sending\n"
+    "from campaigns.sending import run\n"
     "from campaigns.provider.ratelimit import RateLimiter\n"
-    "sending.SharedRateLimiter = lambda rate, burst, reserve, **_: RateLimiter(rate, burst)\n"
+    "run.SharedRateLimiter = lambda rate, reserve, **_: RateLimiter(rate)\n"
     "from campaigns.cli import main\n"
     "sys.argv[0] = 'campaigns'\n"
     "main()\n"
@@ -122,10 +122,11 @@ def prioritise(change: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from campaigns.provider.sandbox import Sandbox, SandboxConfig
-    from campaigns.sending import SendOptions
-
     args_parser = parser(NAME, __doc__.split("\n\n")[0])
+    # After parser(): it chose the code under test.
+    from campaigns.provider.ratelimit import BURST
+    from campaigns.provider.sandbox import Sandbox, SandboxConfig
+
     args_parser.add_argument("--rates", default="50,200,500", help="comma-separated msgs/s")
     args_parser.add_argument(
         "--seconds", type=float, default=10.0, help="campaign size = rate x seconds"
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if not set(limiters) <= set(LIMITERS):
         args_parser.error(f"--limiters: choose from {', '.join(LIMITERS)}")
     cases = [(limiter, rate) for limiter in limiters for rate in rates]
-    burst = SendOptions().burst
+    burst = BURST
     config = SandboxConfig(
         app_id=APP_ID,
         app_secret=APP_SECRET,

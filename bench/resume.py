@@ -222,9 +222,9 @@ def status_time(db_path: Path, *extra: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from campaigns.provider.sandbox import Sandbox, SandboxConfig
-
     args_parser = parser(NAME, __doc__.split("\n\n")[0])
+    from campaigns.provider.sandbox import Sandbox, SandboxConfig  # after parser(): code under test
+
     args_parser.add_argument("--messages", type=int, default=1_000_000)
     args_parser.add_argument("--remaining", type=int, default=1_000)
     args_parser.add_argument("--floor-messages", type=int, default=2_000)

@@ -41,7 +41,6 @@ from bench._common import (
     goal,
     median,
     parser,
-    pg_database,
     print_goals,
     print_table,
     spread,
@@ -51,9 +50,12 @@ from bench._common import (
     write_recipients,
     write_results,
 )
+from tests.support.postgres import pg_database
 
 NAME = "senders"
 CAMPAIGN = "bench-senders"
+
+
 def max_in_window(times: list[float], width: float = 1.0) -> tuple[int, float]:
     """The most events in any half-open window [t, t + width) (``times`` sorted), and how many
     seconds after the first event that window starts."""
@@ -173,9 +175,9 @@ def _bad(figures: dict[str, Any]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from campaigns.sending import SendOptions
-
     args_parser = parser(NAME, __doc__.split("\n\n")[0])
+    from campaigns.provider.ratelimit import BURST  # after parser(): the code under test
+
     args_parser.add_argument("--messages", type=int, default=20_000, help="campaign size")
     args_parser.add_argument("--senders", default="1,2,4", help="sender counts to compare")
     args_parser.add_argument("--concurrency", type=int, default=8, help="per sender")
@@ -191,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.runs or 1
     counts = [int(n) for n in args.senders.split(",")]
     rate_messages = int(args.rate * args.rate_seconds)
-    burst = SendOptions().burst
+    burst = BURST
     results: dict[str, list[dict[str, Any]]] = {str(n): [] for n in counts} | {"rate": []}
     crashes: list[dict[str, Any]] = []
 

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import tarfile
 
-from bench._common import CACHE, ROOT
+from bench._common import CACHE, ROOT, prepare
 
 
 def snapshot(rev: str = "HEAD", overlay: tuple[str, ...] = ()) -> str:
@@ -59,6 +59,7 @@ def snapshot(rev: str = "HEAD", overlay: tuple[str, ...] = ()) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prepare()
     args_parser = argparse.ArgumentParser(prog="python -m bench.snapshot", description=__doc__)
     args_parser.add_argument("rev", nargs="?", default="HEAD")
     args_parser.add_argument(

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from campaigns import ids
 from campaigns.errors import AccountBlocked, MessageRejected, Transient, UserError
-from campaigns.store import queries
+from campaigns.store import control_queries
+from campaigns.store.campaign_queries import campaign_by_name, update_campaign
 from campaigns.store.db import Store
 from campaigns.store.models import CANCEL, FAILED, PAUSE, SENT, UNDELIVERED
 
@@ -21,17 +23,17 @@ RETRYABLE = (FAILED, UNDELIVERED)
 
 def pause(store: Store, name: str) -> None:
     """A running send notices within a second, finishes in-flight requests and stops."""
-    campaign = queries.campaign_by_name(store, name)
+    campaign = campaign_by_name(store, name)
     if campaign.control == CANCEL:
         raise UserError(f"campaign {name!r} is cancelled; there is nothing to pause")
-    queries.update_campaign(store, campaign.id, control=PAUSE, stop_reason="paused")
+    update_campaign(store, campaign.id, control=PAUSE, stop_reason="paused")
 
 
 def cancel(store: Store, name: str) -> int:
     """Stop for good: unsent messages become ``cancelled``. Returns how many."""
-    campaign = queries.campaign_by_name(store, name)
-    queries.update_campaign(store, campaign.id, control=CANCEL, stop_reason="cancelled")
-    return queries.cancel_unsent(store, campaign.id)
+    campaign = campaign_by_name(store, name)
+    update_campaign(store, campaign.id, control=CANCEL, stop_reason="cancelled")
+    return control_queries.cancel_unsent(store, campaign.id)
 
 
 def retry(
@@ -42,13 +44,13 @@ def retry(
     A message is never sent again under an id the provider already has: its lookups would
     answer for the old attempt.
     """
-    campaign = queries.campaign_by_name(store, name)
+    campaign = campaign_by_name(store, name)
     if campaign.control == CANCEL:
         raise UserError(f"campaign {name!r} is cancelled; it never sends again")
     bad = sorted(set(states) - {FAILED, UNDELIVERED, "expired"})
     if bad:
         raise UserError(f"--state: can only retry failed, undelivered or expired, not {bad}")
-    return queries.retry_messages(store, campaign.id, list(states), list(codes))
+    return control_queries.retry_messages(store, campaign.id, list(states), list(codes))
 
 
 @dataclass
@@ -81,12 +83,12 @@ def suppress(
     store: Store, items: Iterable[str], reason: str = "opted out (退订)"
 ) -> SuppressionChange:
     phones, rejected = _numbers(items)
-    return SuppressionChange(queries.add_suppressions(store, phones, reason), rejected)
+    return SuppressionChange(control_queries.add_suppressions(store, phones, reason), rejected)
 
 
 def unsuppress(store: Store, items: Iterable[str]) -> SuppressionChange:
     phones, rejected = _numbers(items)
-    return SuppressionChange(queries.remove_suppressions(store, phones), rejected)
+    return SuppressionChange(control_queries.remove_suppressions(store, phones), rejected)
 
 
 @dataclass
@@ -105,14 +107,15 @@ def send_tests(
     if rejected:
         given, why = rejected[0]
         raise UserError(f"--test {given!r} is not a mainland mobile number ({why})")
-    campaign = queries.campaign_by_name(store, name)
-    sample = queries.first_message(store, campaign.id)
+    campaign = campaign_by_name(store, name)
+    sample = control_queries.first_message(store, campaign.id)
     if sample is None:
         raise UserError(f"campaign {name!r} has no valid message to test")
     content, params = sample
     results = []
     for phone in phones:
-        message_id = queries.next_test_id(store, campaign.id, campaign.token)
+        earlier = control_queries.count_test_sends(store, campaign.id)
+        message_id = ids.id_for_test_send(campaign.token, earlier + 1)
         try:
             if campaign.template_id:
                 client.send_template(phone, campaign.template_id, json.loads(params), message_id)
@@ -123,7 +126,7 @@ def send_tests(
             result = TestResult(phone, message_id, False, f"code {exc.code}: {exc.meaning}")
         except Transient as exc:
             result = TestResult(phone, message_id, False, f"provider unavailable: {exc}")
-        queries.record_test_send(
+        control_queries.record_test_send(
             store,
             campaign.id,
             phone,

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from bench._common import PG_SERVER, pg_admin, pg_database
 from campaigns.cli import cli
 from campaigns.config import Secret, Settings
 from campaigns.provider.sandbox import Sandbox, SandboxConfig
+from tests.support.postgres import note_pg_test, pg_database, pg_summary, require_pg
 
 # Re-exported for the test modules that still import them from here; new code imports
 # tests.support.recipients (test modules do not import each other, conftest included).
@@ -38,48 +37,19 @@ def sandbox(tmp_path: Path):
         yield server
 
 
-# PostgreSQL tests run against PG_SERVER, each in a database of its own that is dropped after.
-_pg_state: dict[str, object] = {"ran": 0}
-
-
-def _pg_unreachable() -> str | None:
-    if "problem" not in _pg_state:
-        try:
-            connection, _ = pg_admin(timeout=3)
-            connection.close()
-            _pg_state["problem"] = None
-        except Exception as exc:  # any failure to connect means: not reachable here
-            _pg_state["problem"] = f"{type(exc).__name__}: {exc}".strip()
-    return _pg_state["problem"]  # type: ignore[return-value]
-
-
-def require_pg() -> None:
-    """No server: fail where PostgreSQL is required (CI), else skip and say so in the summary."""
-    problem = _pg_unreachable()
-    if problem:
-        if os.environ.get("CAMPAIGNS_REQUIRE_PG"):
-            pytest.fail(f"PostgreSQL required but not reachable at {PG_SERVER}: {problem}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_SERVER}")
-
-
 @pytest.fixture
 def pg_url():
     """A fresh PostgreSQL database for one test (skipped, and said so, without a server)."""
     require_pg()
-    _pg_state["ran"] = int(_pg_state["ran"]) + 1  # type: ignore[arg-type]
+    note_pg_test()
     with pg_database(prefix="test") as url:
         yield url
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    problem = _pg_state.get("problem")
-    if problem:
-        terminalreporter.write_line(
-            f"PostgreSQL NOT reachable at {PG_SERVER} ({problem}): its tests were skipped, "
-            "not passed. Set CAMPAIGNS_TEST_PG to a server URL to run them."
-        )
-    elif _pg_state["ran"]:
-        terminalreporter.write_line(f"PostgreSQL tests ran against {PG_SERVER}.")
+    line = pg_summary()
+    if line:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

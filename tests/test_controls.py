@@ -14,8 +14,8 @@ from campaigns.schedule import SHANGHAI, Cap, Window
 from campaigns.sending import SendOptions
 from campaigns.store.db import Store
 from campaigns.store.models import Message, MessageHistory, TestSend
-from tests.conftest import ledger_counts, status_json, valid_phones, write_csv
-from tests.test_resume import start_send, wait_for_ledger
+from tests.support.processes import start_send, wait_for_ledger
+from tests.support.recipients import ledger_counts, status_json, valid_phones, write_csv
 
 MESSAGE = "【测试】{姓名}您好,您的订单已发货"
 

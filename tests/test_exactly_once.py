@@ -7,7 +7,6 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from bench.torture import TortureConfig, run_torture
 from campaigns import api
 from campaigns.config import Secret
 from campaigns.provider.client import FIND_PATH, ZhenziClient
@@ -16,6 +15,7 @@ from campaigns.store.db import Store
 from campaigns.store.models import SENDING, SENT
 from tests.support.proxy import FaultProxy, bad_gateway
 from tests.support.recipients import APP_ID, APP_SECRET, valid_phones, write_csv
+from tests.support.torture import TortureConfig, run_torture
 
 
 @pytest.mark.timeout(300)

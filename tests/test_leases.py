@@ -9,10 +9,12 @@ from sqlalchemy import update
 
 from campaigns.importing import import_file
 from campaigns.sending import is_dead_here, sender_name
-from campaigns.store import queries
+from campaigns.store import send_queries
+from campaigns.store.campaign_queries import campaign_by_name, counts_by_state, utcnow
 from campaigns.store.db import Store
 from campaigns.store.models import SENDING, SENT, Message
-from tests.conftest import valid_phones, write_csv
+from campaigns.store.outcomes import Outcome, record_outcomes
+from tests.support.recipients import ledger_counts, valid_phones, write_csv
 
 LEASE = timedelta(seconds=30)
 
@@ -22,7 +24,7 @@ def store_with_campaign(url: str, tmp_path) -> tuple[Store, int]:
     import_file(
         store, write_csv(tmp_path / "l.csv", valid_phones(10)), campaign="c", message="【测】{姓名}"
     )
-    return store, queries.campaign_by_name(store, "c").id
+    return store, campaign_by_name(store, "c").id
 
 
 def expire(store: Store, holder: str) -> None:
@@ -30,34 +32,30 @@ def expire(store: Store, holder: str) -> None:
         session.execute(
             update(Message)
             .where(Message.claimed_by == holder)
-            .values(lease_until=queries.utcnow() - timedelta(seconds=1))
+            .values(lease_until=utcnow() - timedelta(seconds=1))
         )
 
 
 def test_claims_never_overlap_and_live_leases_are_left_alone(any_db_url, tmp_path):
     store, campaign = store_with_campaign(any_db_url, tmp_path)
-    first = queries.claim_batch(store, campaign, 6, "a@h/1", LEASE)
-    second = queries.claim_batch(store, campaign, 6, "b@h/2", LEASE)
+    first = send_queries.claim_batch(store, campaign, 6, "a@h/1", LEASE)
+    second = send_queries.claim_batch(store, campaign, 6, "b@h/2", LEASE)
     assert len(first) == 6 and len(second) == 4
     assert not {c.id for c in first} & {c.id for c in second}
-    assert queries.take_over(store, campaign, "c@h/3", LEASE, dead=[], limit=100) == []
+    assert send_queries.take_over(store, campaign, "c@h/3", LEASE, dead=[], limit=100) == []
 
 
 def test_expired_lease_is_taken_over_and_the_slow_owner_is_fenced_off(any_db_url, tmp_path):
     store, campaign = store_with_campaign(any_db_url, tmp_path)
-    slow = queries.claim_batch(store, campaign, 3, "slow@h/1", LEASE)
+    slow = send_queries.claim_batch(store, campaign, 3, "slow@h/1", LEASE)
     expire(store, "slow@h/1")
-    taken = queries.take_over(store, campaign, "next@h/2", LEASE, dead=[], limit=100)
+    taken = send_queries.take_over(store, campaign, "next@h/2", LEASE, dead=[], limit=100)
     assert [c.id for c in taken] == [c.id for c in slow]
     # The slow sender finally writes its outcome: fenced, nothing changes.
-    queries.record_outcomes(
-        store, [{"id": c.id, "state": SENT, "lease_until": None} for c in slow], "slow@h/1"
-    )
-    assert queries.counts_by_state(store, campaign)[SENDING] == 3
-    queries.record_outcomes(
-        store, [{"id": c.id, "state": SENT, "lease_until": None} for c in taken], "next@h/2"
-    )
-    assert queries.counts_by_state(store, campaign)[SENT] == 3
+    record_outcomes(store, [Outcome(c.id, SENT, attempts=1) for c in slow], "slow@h/1")
+    assert counts_by_state(store, campaign)[SENDING] == 3
+    record_outcomes(store, [Outcome(c.id, SENT, attempts=1) for c in taken], "next@h/2")
+    assert counts_by_state(store, campaign)[SENT] == 3
 
 
 def test_a_dead_process_on_this_host_is_recognised_at_once():
@@ -69,8 +67,8 @@ def test_a_dead_process_on_this_host_is_recognised_at_once():
 
 def test_shared_bucket_hands_out_consecutive_slots(any_db_url, tmp_path):
     store, _ = store_with_campaign(any_db_url, tmp_path)
-    first = queries.reserve_slots(store, "acct", 10, 0.01, 0.0)
-    second = queries.reserve_slots(store, "acct", 10, 0.01, 0.0)
+    first = send_queries.reserve_slots(store, "acct", 10, 0.01)
+    second = send_queries.reserve_slots(store, "acct", 10, 0.01)
     assert abs(second - first - 0.1) < 1e-6
 
 
@@ -79,7 +77,6 @@ def test_a_failing_worker_ends_the_run_and_the_next_send_finishes(
 ):
     from campaigns import api
     from campaigns.sending import SendOptions
-    from tests.conftest import ledger_counts
 
     path = write_csv(tmp_path / "w.csv", valid_phones(20))
     api.import_file(settings, path, campaign="w", message="【测】{姓名}")
@@ -87,7 +84,7 @@ def test_a_failing_worker_ends_the_run_and_the_next_send_finishes(
     def broken(*_args):
         raise RuntimeError("bucket unavailable")
 
-    monkeypatch.setattr(queries, "reserve_slots", broken)
+    monkeypatch.setattr(send_queries, "reserve_slots", broken)
     with pytest.raises(RuntimeError, match="bucket unavailable"):
         api.send(settings, "w", SendOptions(rate=100))  # must return, not hang
     monkeypatch.undo()

@@ -26,16 +26,16 @@ class FakeClock:
 
 
 class Bucket:
-    """``queries.reserve_slots`` in memory: the account's next free slot, shared by senders."""
+    """``send_queries.reserve_slots`` in memory: the account's next free slot, shared by senders."""
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.next_slot = float("-inf")
-        self.calls: list[tuple[int, float, float]] = []
+        self.calls: list[tuple[int, float]] = []
 
-    def reserve(self, count: int, interval: float, tolerance: float) -> float:
-        self.calls.append((count, interval, tolerance))
-        first = max(self.next_slot, self.clock() - tolerance)
+    def reserve(self, count: int, interval: float) -> float:
+        self.calls.append((count, interval))
+        first = max(self.next_slot, self.clock())
         self.next_slot = first + count * interval
         return first
 
@@ -96,11 +96,11 @@ def simulate(
 
 
 def local(rate: float, clock: FakeClock) -> RateLimiter:
-    return RateLimiter(rate, burst=5, clock=clock, sleep=clock.sleep)
+    return RateLimiter(rate, clock=clock, sleep=clock.sleep)
 
 
 def shared(rate: float, clock: FakeClock) -> SharedRateLimiter:
-    return SharedRateLimiter(rate, 5, Bucket(clock).reserve, clock=clock, sleep=clock.sleep)
+    return SharedRateLimiter(rate, Bucket(clock).reserve, clock=clock, sleep=clock.sleep)
 
 
 LIMITERS = pytest.mark.parametrize("make", [local, shared], ids=["local", "shared"])
@@ -111,14 +111,14 @@ LIMITERS = pytest.mark.parametrize("make", [local, shared], ids=["local", "share
 
 def test_requests_are_spaced_from_the_first_no_burst():
     clock = FakeClock()
-    limiter = RateLimiter(10, burst=3, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
     waits = [limiter.reserve() for _ in range(4)]
     assert waits == pytest.approx([0, 0.1, 0.2, 0.3])
 
 
 def test_long_run_rate_is_exact():
     clock = FakeClock()
-    limiter = RateLimiter(50, burst=5, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(50, clock=clock, sleep=clock.sleep)
     for _ in range(1000):
         limiter.acquire()
     # 1000 requests at 50/s, the first at once: the last goes out at 999 / 50 s.
@@ -127,14 +127,14 @@ def test_long_run_rate_is_exact():
 
 def test_idle_time_banks_nothing():
     clock = FakeClock()
-    limiter = RateLimiter(10, burst=2, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
     clock.now = 100.0
     waits = [limiter.reserve() for _ in range(3)]
     assert waits == pytest.approx([0, 0.1, 0.2])
 
 
 def test_threads_share_one_budget():
-    limiter = RateLimiter(200, burst=1)
+    limiter = RateLimiter(200)
     stamps: list[float] = []
     lock = threading.Lock()
 
@@ -157,7 +157,7 @@ def test_rate_must_be_positive():
     with pytest.raises(ValueError):
         RateLimiter(0)
     with pytest.raises(ValueError):
-        SharedRateLimiter(-1, 5, lambda *slot: 0.0)
+        SharedRateLimiter(-1, lambda *slot: 0.0)
 
 
 def test_limit_is_the_rate_plus_one_for_rounding():
@@ -256,11 +256,11 @@ def test_an_interrupted_sleep_gives_its_slot_back_to_the_books():
 def test_shared_reserves_a_tenth_of_a_second_at_a_time_before_it_runs_out():
     clock = FakeClock(1000.0)
     bucket = Bucket(clock)
-    limiter = SharedRateLimiter(500, 5, bucket.reserve, clock=clock, sleep=clock.sleep)
+    limiter = SharedRateLimiter(500, bucket.reserve, clock=clock, sleep=clock.sleep)
     for _ in range(500):
         limiter.acquire()
     assert clock.now == pytest.approx(1000.0 + 499 / 500)
-    assert all(call == (50, 1 / 500, 0.0) for call in bucket.calls)
+    assert all(call == (50, 1 / 500) for call in bucket.calls)
     # 500 slots need ten blocks of 50; the next is taken when 25 are left, so one more is in hand.
     assert len(bucket.calls) == 11
     assert len(limiter._slots) == 50
@@ -270,7 +270,7 @@ def test_shared_senders_take_turns_in_the_bucket():
     clock = FakeClock(1000.0)
     bucket = Bucket(clock)
     senders = [
-        SharedRateLimiter(100, 5, bucket.reserve, clock=clock, sleep=clock.sleep) for _ in range(2)
+        SharedRateLimiter(100, bucket.reserve, clock=clock, sleep=clock.sleep) for _ in range(2)
     ]
     sends = []
     for i in range(400):
@@ -286,12 +286,12 @@ def test_shared_block_that_starts_in_the_past_starts_now():
     first slots are overdue when they arrive: they start then, they do not go out at once."""
     clock = FakeClock(1000.0)
 
-    def slow_reserve(count: int, interval: float, tolerance: float) -> float:
-        first = clock.now - tolerance
+    def slow_reserve(count: int, interval: float) -> float:
+        first = clock.now
         clock.now += 0.05  # a slow transaction
         return first
 
-    limiter = SharedRateLimiter(100, 5, slow_reserve, clock=clock, sleep=clock.sleep)
+    limiter = SharedRateLimiter(100, slow_reserve, clock=clock, sleep=clock.sleep)
     waits = [limiter.reserve() for _ in range(4)]
     assert waits == pytest.approx([0, 0.01, 0.02, 0.03])
 
@@ -301,12 +301,12 @@ def test_shared_keeps_going_when_a_reservation_ahead_fails():
     bucket = Bucket(clock)
     failing = {"on": False}
 
-    def reserve(count: int, interval: float, tolerance: float) -> float:
+    def reserve(count: int, interval: float) -> float:
         if failing["on"]:
             raise OSError("database is locked")
-        return bucket.reserve(count, interval, tolerance)
+        return bucket.reserve(count, interval)
 
-    limiter = SharedRateLimiter(100, 5, reserve, clock=clock, sleep=clock.sleep)
+    limiter = SharedRateLimiter(100, reserve, clock=clock, sleep=clock.sleep)
     for _ in range(5):  # a block of 10; the next would be reserved at 5 left
         limiter.acquire()
     failing["on"] = True

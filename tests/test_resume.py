@@ -2,41 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
-from tests.conftest import APP_ID, APP_SECRET, ledger_counts, status_json, valid_phones, write_csv
+from tests.support.processes import start_send, wait_for_ledger
+from tests.support.recipients import ledger_counts, status_json, valid_phones, write_csv
 
 COUNT = 150
-
-
-def start_send(sandbox, db_url: str, *extra: str) -> subprocess.Popen:
-    env = os.environ | {
-        "CAMPAIGNS_DB": db_url,
-        "ZHENZI_API_URL": sandbox.url,
-        "ZHENZI_APP_ID": APP_ID,
-        "ZHENZI_APP_SECRET": APP_SECRET,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "campaigns", "send", "spring", "--concurrency", "2", *extra],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_for_ledger(sandbox, at_least: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while len(sandbox.ledger_entries()) < at_least:
-        assert process.poll() is None, process.stdout.read()
-        assert time.monotonic() < deadline, "send made no progress"
-        time.sleep(0.02)
 
 
 @pytest.fixture

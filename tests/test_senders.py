@@ -30,12 +30,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from campaigns import api
 from campaigns.config import Secret, Settings
 from campaigns.importing import import_file
+from campaigns.provider.ratelimit import BURST
 from campaigns.provider.sandbox import Sandbox, SandboxConfig
 from campaigns.sending import LEASE, LEASE_MARGIN, SendOptions
-from campaigns.store import queries
+from campaigns.store import send_queries
+from campaigns.store.campaign_queries import campaign_by_name, utcnow
 from campaigns.store.db import Store
 from campaigns.store.models import PENDING, SENDING, SENT, Message
-from tests.conftest import require_pg, valid_phones, write_csv
+from campaigns.store.outcomes import Outcome, record_outcomes
+from tests.support.postgres import require_pg
+from tests.support.recipients import valid_phones, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_ID, APP_SECRET = "senders-app", "senders-secret"
@@ -264,7 +268,7 @@ def test_a_stopped_sender_whose_lease_expired_sends_nothing_again_and_records_no
             session.execute(
                 update(Message)
                 .where(Message.id.in_(list(held)))
-                .values(lease_until=queries.utcnow() - timedelta(seconds=1))
+                .values(lease_until=utcnow() - timedelta(seconds=1))
             )
         fast = cli.start("send", CAMPAIGN, "--concurrency", "8", appname="fast")
         senders.append(fast)
@@ -293,7 +297,7 @@ def max_in_window(times: list[float], width: float = 1.0) -> int:
     return max(bisect.bisect_left(times, t + width, lo=i) - i for i, t in enumerate(times))
 
 
-RATE, BURST, CONCURRENCY = 60, SendOptions().burst, 8
+RATE, CONCURRENCY = 60, 8
 
 
 @pytest.mark.timeout(240)
@@ -364,7 +368,7 @@ def test_a_new_rate_bucket_survives_simultaneous_first_reservations(any_db_url, 
             def reserve(name: str = f"account-{attempt}", barrier=barrier) -> None:
                 barrier.wait()
                 try:
-                    queries.reserve_slots(store, name, 5, 0.01, 0.04)
+                    send_queries.reserve_slots(store, name, 5, 0.01)
                 except SQLAlchemyError as exc:
                     errors.append(str(exc).splitlines()[0])
 
@@ -385,7 +389,7 @@ def test_a_database_error_in_the_rate_limiter_does_not_hang_the_sender(
     a worker thread that dies with its claim leaves the run waiting for it for ever, the claim
     `sending` under a lease its heartbeat keeps renewing, so no other sender may take it."""
     import_campaign(db_url, provider, tmp_path, 50)
-    real = queries.reserve_slots
+    real = send_queries.reserve_slots
     calls = Counter()
 
     def flaky(*args, **kwargs):
@@ -394,7 +398,7 @@ def test_a_database_error_in_the_rate_limiter_does_not_hang_the_sender(
             raise SQLAlchemyError("server closed the connection unexpectedly")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(queries, "reserve_slots", flaky)
+    monkeypatch.setattr(send_queries, "reserve_slots", flaky)
     options = SendOptions(rate=200, concurrency=4)
     done = threading.Event()
     ended: list[object] = []
@@ -414,7 +418,7 @@ def test_a_database_error_in_the_rate_limiter_does_not_hang_the_sender(
     # Either the run carried on (slots were left) or it ended with the database error itself.
     outcome = ended[0]
     assert isinstance(outcome, SQLAlchemyError) or outcome.sent == 50, repr(outcome)
-    monkeypatch.setattr(queries, "reserve_slots", real)
+    monkeypatch.setattr(send_queries, "reserve_slots", real)
     api.send(settings_for(db_url, provider), CAMPAIGN, SendOptions(rate=200, concurrency=4))
     counts = Counter(entry["number"] for entry in provider.ledger_entries())
     assert len(counts) == 50 and max(counts.values()) == 1
@@ -429,9 +433,9 @@ def test_lease_renewal_and_outcome_writes_do_not_deadlock_on_postgresql(pg_url, 
     store = Store(pg_url)
     path = write_csv(tmp_path / "d.csv", valid_phones(1000))
     import_file(store, path, campaign=CAMPAIGN, message="【测】{姓名}")
-    campaign = queries.campaign_by_name(store, CAMPAIGN).id
+    campaign = campaign_by_name(store, CAMPAIGN).id
     me = "1@host/run"
-    claims = queries.claim_batch(store, campaign, 1000, me, LEASE)
+    claims = send_queries.claim_batch(store, campaign, 1000, me, LEASE)
     errors: list[str] = []
     until = time.monotonic() + 4
 
@@ -439,16 +443,16 @@ def test_lease_renewal_and_outcome_writes_do_not_deadlock_on_postgresql(pg_url, 
         rng = random.Random(1)
         while time.monotonic() < until:
             batch = rng.sample(claims, 200)  # outcomes arrive in no particular order
-            outcomes = [{"id": c.id, "state": SENDING, "attempts": 1} for c in batch]
+            outcomes = [Outcome(c.id, SENDING, attempts=1, keep_lease=True) for c in batch]
             try:
-                queries.record_outcomes(store, outcomes, me)
+                record_outcomes(store, outcomes, me)
             except SQLAlchemyError as exc:
                 errors.append(f"outcome write: {str(exc).splitlines()[0]}")
 
     def renew() -> None:
         while time.monotonic() < until:
             try:
-                queries.renew_leases(store, me, queries.utcnow() + LEASE)
+                send_queries.renew_leases(store, me, utcnow() + LEASE)
             except SQLAlchemyError as exc:
                 errors.append(f"renewal: {str(exc).splitlines()[0]}")
 

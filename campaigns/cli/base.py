@@ -13,11 +13,29 @@ from rich.text import Text
 from sqlalchemy.exc import DBAPIError
 
 from campaigns.config import DEFAULT_API_URL, DEFAULT_DB, Settings
-from campaigns.errors import AccountBlocked, CampaignsError, SendStopped, Transient, UserError
+from campaigns.errors import (
+    AccountBlocked,
+    CampaignsError,
+    SendStopped,
+    StopReason,
+    Transient,
+    UserError,
+)
 
 EXIT_USER = 1
 EXIT_STOPPED = 2
 EXIT_INTERRUPTED = 130
+# Why a send stopped → its exit code: 130 only for Ctrl-C / SIGTERM, as a shell expects.
+_STOP_EXIT_CODES = {
+    StopReason.ACCOUNT: EXIT_STOPPED,
+    StopReason.PROVIDER_DOWN: EXIT_STOPPED,
+    StopReason.CANCELLED: EXIT_STOPPED,
+    StopReason.OVER_BUDGET: EXIT_STOPPED,
+    StopReason.PAUSED: EXIT_STOPPED,
+    StopReason.SCHEDULE: EXIT_STOPPED,
+    StopReason.INTERRUPTED: EXIT_INTERRUPTED,
+    StopReason.BALANCE: EXIT_STOPPED,
+}
 
 # C0 and C1 control characters (but newline and tab), DEL, and the bidirectional overrides that
 # reorder what a terminal shows: a file or a campaign name must not move the cursor, retitle the
@@ -72,8 +90,7 @@ class _Group(click.Group):
             exc.exit_code = EXIT_USER
             raise
         except SendStopped as exc:
-            interrupted = exc.account is None and str(exc).startswith("stopped;")
-            _fail(str(exc), EXIT_INTERRUPTED if interrupted else EXIT_STOPPED)
+            _fail(str(exc), _STOP_EXIT_CODES[exc.reason])
         except AccountBlocked as exc:
             _fail(f"{exc}; {exc.advice}" if exc.advice else str(exc), EXIT_STOPPED)
         except Transient as exc:

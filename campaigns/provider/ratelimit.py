@@ -19,9 +19,9 @@ Both limiters work in two parts:
 So in any one-second window the limiter lets go at most ``limit = floor(rate) + 1`` requests
 (the schedule's own count, plus one for rounding and for one late request). At the provider a
 window can see a few more: on the way each request spends a few milliseconds, never quite the
-same (building it, the GIL, the network, the server). The ``burst`` the provider allows over the
-rate covers that: with ``burst`` 5 at 500/s, up to 8 ms of variation. No caller goes before its
-slot, and a thread sleeps at most twice per request, the second time only after a stall.
+same (building it, the GIL, the network, the server). The ``BURST`` the provider allows over the
+rate covers that: with 5 at 500/s, up to 8 ms of variation. No caller goes before its slot, and a
+thread sleeps at most twice per request, the second time only after a stall.
 """
 
 from __future__ import annotations
@@ -32,25 +32,29 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
+# What the provider allows over the rate in any one second: headroom the limiters never spend,
+# and the bound the tests and benchmarks hold the busiest second to (rate + BURST).
+BURST = 5
 # A gate wait shorter than this is not worth a sleep (clock and float noise).
 _EPSILON = 1e-4
+
+
+class Limiter(Protocol):
+    def acquire(self) -> None:
+        """Return when the caller may make its next request."""
 
 
 class _Paced(ABC):
     """The release gate and the bookkeeping both limiters share; subclasses hand out the slots."""
 
     def __init__(
-        self,
-        rate: float,
-        burst: int,
-        clock: Callable[[], float],
-        sleep: Callable[[float], None],
+        self, rate: float, clock: Callable[[], float], sleep: Callable[[float], None]
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.interval = 1.0 / rate
-        self.burst = burst  # what the provider allows over the rate: headroom, never spent
         self.limit = math.floor(rate + 1e-9) + 1
         self._clock = clock
         self._sleep = sleep
@@ -111,12 +115,11 @@ class RateLimiter(_Paced):
     def __init__(
         self,
         rate: float,
-        burst: int = 1,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(rate, burst, clock, sleep)
+        super().__init__(rate, clock, sleep)
         self._next_slot = clock()
 
     def reserve(self) -> float:
@@ -144,9 +147,9 @@ class SharedRateLimiter(_Paced):
     Each process reserves a block of consecutive slots (a tenth of a second's worth) with one
     short transaction, then hands them to its workers one by one, so N senders together keep
     the configured rate while the database sees about ten reservations a second per sender.
-    ``reserve(count, interval, tolerance)`` returns the time (epoch seconds) of the block's first
-    slot; the tolerance passed is 0 (an idle bucket starts again at now, no burst), and a block
-    whose first slot has passed by the time it arrives starts then. The next
+    ``reserve(count, interval)`` returns the time (epoch seconds) of the block's first slot (an
+    idle bucket starts again at now, no burst), and a block whose first slot has passed by the
+    time it arrives starts then. The next
     block is reserved when half of the current one is used, by one worker while the others go on
     taking slots, so a slow transaction does not hold them up.
 
@@ -158,13 +161,12 @@ class SharedRateLimiter(_Paced):
     def __init__(
         self,
         rate: float,
-        burst: int,
-        reserve: Callable[[int, float, float], float],
+        reserve: Callable[[int, float], float],
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(rate, burst, clock, sleep)
+        super().__init__(rate, clock, sleep)
         self.block = max(1, round(rate / 10))
         self._reserve = reserve
         self._slots: deque[float] = deque()
@@ -207,7 +209,7 @@ class SharedRateLimiter(_Paced):
         try:
             # A block that starts in the past (an idle bucket restarts at the database's now, a
             # moment ago) starts now instead: slots nobody took in time are not made up in a burst.
-            first = max(self._reserve(self.block, self.interval, 0.0), self._clock())
+            first = max(self._reserve(self.block, self.interval), self._clock())
         finally:
             with self._lock:
                 self._refilling = False
