@@ -137,7 +137,7 @@ def check_tls(report: DoctorReport, settings: Settings, port: int) -> bool:
         if not name_matches(cert, report.host):
             raise NameMismatch(report.host, certificate_names(cert))
     except (ssl.SSLError, ValueError) as exc:
-        failure = str(tls_failure(exc, report.host))
+        failure = str(tls_failure(exc, report.host) or f"the TLS connection was cut ({exc})")
         report.tls = {"used": True, "verified": False, "problem": failure}
         try:
             _handshake(report.host, port, make_context(None, insecure=True), timeout)

@@ -236,11 +236,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         double = self.server.double
-        if double.config.reset_share and double.chance(double.config.reset_share):
-            with double._lock:
-                double.resets += 1
-            self._reset()
-            return
+        if double.config.reset_share:
+            # Wait for the request to start arriving: an idle keep-alive connection that is cut
+            # is reopened by urllib3 unseen, while a request in flight is the case to test.
+            try:
+                arriving = self.rfile.peek(1)
+            except OSError:
+                arriving = b""
+            if not arriving:
+                self.close_connection = True
+                return
+            if double.chance(double.config.reset_share):
+                with double._lock:
+                    double.resets += 1
+                self._reset()
+                return
         super().handle_one_request()
 
     def _reset(self) -> None:

@@ -315,7 +315,8 @@ class ZhenziClient:
     def _request_failure(self, exc: requests.RequestException) -> Exception:
         """Every way a request can fail, as one error (and one line) saying what to do."""
         if isinstance(exc, requests.exceptions.SSLError):
-            return tls_failure(exc, self.host)
+            refused = tls_failure(exc, self.host)
+            return refused or Transient("connection cut during TLS", maybe_sent=True)
         if isinstance(exc, requests.ConnectTimeout):
             return Transient("could not connect to the provider (timeout)", maybe_sent=False)
         if isinstance(exc, requests.ReadTimeout):

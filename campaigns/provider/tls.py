@@ -183,8 +183,16 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         stack.extend([*item.args, getattr(item, "reason", None), item.__cause__, item.__context__])
 
 
-def tls_failure(exc: BaseException, host: str) -> TlsError:
-    """What failed in a TLS handshake, in one line naming the host, with what to do."""
+# A connection cut mid-stream (a reset, an EOF) shows up as an SSL error too; it is the network,
+# not the certificate, and is retried like any dropped connection.
+_CUT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError, TimeoutError)
+
+
+def tls_failure(exc: BaseException, host: str) -> TlsError | None:
+    """What failed in a TLS handshake, in one line naming the host, with what to do.
+
+    None when the connection was merely cut: that is a network failure, not a TLS refusal.
+    """
     for cause in _causes(exc):
         if isinstance(cause, NameMismatch):
             return TlsError(host, "name", str(cause), _ADVICE["name"])
@@ -193,6 +201,8 @@ def tls_failure(exc: BaseException, host: str) -> TlsError:
             what = _VERIFY_CODES.get(code) or f"certificate refused ({cause.verify_message})"
             kind = "expired" if code in (9, 10) else "unknown CA" if code in _VERIFY_CODES else ""
             return TlsError(host, kind or "certificate", what, _ADVICE.get(kind, ""))
+    if any(isinstance(cause, _CUT) for cause in _causes(exc)):
+        return None
     for cause in _causes(exc):
         if isinstance(cause, ssl.SSLError):
             reason = cause.reason or cause.strerror or type(cause).__name__
