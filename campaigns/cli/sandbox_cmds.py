@@ -6,6 +6,7 @@ import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,6 +14,12 @@ from campaigns.cli.base import cli, out
 from campaigns.cli.status_cmds import print_status
 from campaigns.errors import UserError
 from campaigns.provider.sandbox import SHAPES, UNKNOWN_REPLIES, Sandbox, SandboxConfig
+
+
+def _choice(name: str, choices: tuple[str, ...], default: str, text: str) -> Any:
+    return click.option(
+        name, type=click.Choice(choices), default=default, show_default=True, help=text
+    )
 
 
 @cli.command()
@@ -27,21 +34,19 @@ from campaigns.provider.sandbox import SHAPES, UNKNOWN_REPLIES, Sandbox, Sandbox
 @click.option(
     "--ledger", type=click.Path(dir_okay=False), help="Append a JSON line per accepted SMS."
 )
-@click.option(
+@_choice(
     "--shape",
-    type=click.Choice(SHAPES),
-    default=SandboxConfig.shape,
-    show_default=True,
-    help="Reply shapes: 'real' as public code shows the provider sends them (lookup data a JSON "
+    SHAPES,
+    SandboxConfig.shape,
+    "Reply shapes: 'real' as public code shows the provider sends them (lookup data a JSON "
     "object of six fields); 'rich' the sandbox's older guess (lookup data a JSON string, plus "
     "statusTime, errorMsg and segments).",
 )
-@click.option(
+@_choice(
     "--unknown-reply",
-    type=click.Choice(UNKNOWN_REPLIES),
-    default=SandboxConfig.unknown_reply,
-    show_default=True,
-    help="How a lookup of an unknown (or not yet visible) messageId answers: code 0 with data "
+    UNKNOWN_REPLIES,
+    SandboxConfig.unknown_reply,
+    "How a lookup of an unknown (or not yet visible) messageId answers: code 0 with data "
     'null, "", {} or [], code 100, or a random one of these per lookup.',
 )
 @click.option(
