@@ -402,15 +402,27 @@ def report(
     *,
     mask: bool = False,
     rejects_only: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Write the campaign's report (.csv, .xlsx or .html); returns the number of recipient rows.
 
     The summary always covers the whole campaign; ``states`` filters the recipient rows only.
+    Rows stream from the database, so memory stays flat; ``on_progress(written, total)`` hears
+    of every chunk.
     """
-    from campaigns.reports import ReportData, write_report
+    from campaigns.reports import ReportData, StoredCampaign, write_report
 
+    counts = status(settings, name)
     with _store(settings) as store:
         campaign = queries.campaign_by_name(store, name)
-        frame, template = queries.report_frame(store, campaign.id), campaign.template
-    data = ReportData(frame=frame, status=status(settings, name), template=template, states=states)
-    return write_report(data, Path(output), mask=mask, rejects_only=rejects_only)
+        data = ReportData(
+            frame=None,
+            status=counts,
+            template=campaign.template,
+            states=states,
+            warnings=json.loads(campaign.warnings or "[]"),
+            campaign=StoredCampaign(store.engine, campaign.id),
+        )
+        return write_report(
+            data, Path(output), mask=mask, rejects_only=rejects_only, on_progress=on_progress
+        )

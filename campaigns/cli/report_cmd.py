@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
 from campaigns import api
-from campaigns.cli.base import cli, out
+from campaigns.cli.base import cli, err, out, progress
 from campaigns.config import Settings
 from campaigns.errors import UserError
 from campaigns.store.models import STATES
+
+PROGRESS_FROM = 100_000  # rows: a smaller report is done before a bar would tell anything
+
+
+class RowsProgress:
+    """A bar (rows written, rate, time left) that appears once a report proves large."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack = stack
+        self._show = None
+        self._since = (0.0, 0)  # (time, rows) of the first chunk: the rate leaves out set-up
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < PROGRESS_FROM:
+            return
+        if self._show is None:
+            self._show = self._stack.enter_context(progress("report"))
+            self._since = (time.monotonic(), done)
+            self._show(done, total, "rows")
+            return
+        started, first = self._since
+        rate = (done - first) / max(time.monotonic() - started, 1e-3)
+        detail = f"rows, {rate:,.0f} rows/s"
+        if not err.is_terminal:  # the bar has its own time-left column; a plain line does not
+            detail += f", about {(total - done) / max(rate, 1):,.0f} s left"
+        self._show(done, total, detail)
 
 
 @cli.command()
@@ -42,5 +70,14 @@ def report(
     if unknown:
         known = ", ".join(STATES)
         raise UserError(f"--state: unknown state {', '.join(unknown)} (states: {known})")
-    rows = api.report(settings, name, output, chosen, mask=mask, rejects_only=rejects)
+    with ExitStack() as stack:
+        rows = api.report(
+            settings,
+            name,
+            output,
+            chosen,
+            mask=mask,
+            rejects_only=rejects,
+            on_progress=RowsProgress(stack),
+        )
     out.print(f"wrote {rows} rows to {output}")

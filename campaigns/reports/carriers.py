@@ -74,14 +74,18 @@ def provinces(phones: pd.Series) -> pd.Series:
 
 
 def breakdown(groups: pd.Series, state: pd.Series, order: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Outcomes per group of accepted messages (rows rejected at import have no carrier).
+    """Outcomes per group of accepted messages (rows rejected at import have no carrier)."""
+    accepted = state != INVALID
+    return breakdown_counts(pd.crosstab(groups[accepted], state[accepted]), order)
+
+
+def breakdown_counts(counts: pd.DataFrame, order: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Outcomes per group from messages per group (rows) and state (columns).
 
     ``delivery_rate`` is delivered / (delivered + undelivered): of the receipts, how many arrived.
     ``failure_rate`` is (failed + undelivered) / messages: of everything we tried, what was lost.
     Known ``order`` first, then the rest by number of failures.
     """
-    accepted = state != INVALID
-    counts = pd.crosstab(groups[accepted], state[accepted])
     table = pd.DataFrame(index=counts.index.rename(None))
     table["messages"] = counts.sum(axis=1)
     for column in (DELIVERED, UNDELIVERED, FAILED):

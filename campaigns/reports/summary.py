@@ -1,17 +1,32 @@
-"""What a report says about the whole campaign, computed once for every format."""
+"""What a report says about the whole campaign, computed once for every format.
+
+Every figure comes from the store's own counts (``api.status``) or from GROUP BY queries over
+the campaign (``store.report_queries``): a handful of rows per state, prefix, time bucket or
+latency second, whatever the campaign's size.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Connection, Engine
 
-from campaigns.reports.carriers import CARRIERS, breakdown
+from campaigns.provider.codes import describe
+from campaigns.reports.carriers import (
+    ABROAD,
+    CARRIERS,
+    breakdown_counts,
+    carrier_of_prefix,
+    province_of_prefix,
+)
 from campaigns.reports.table import local_time
+from campaigns.schedule import SHANGHAI
+from campaigns.store import report_queries
 from campaigns.store.models import DELIVERED, SENT, STATES, UNDELIVERED
 
 STATE_LABELS = {
@@ -58,18 +73,30 @@ class StatusLike(Protocol):
 
 
 @dataclass(frozen=True)
+class StoredCampaign:
+    """Where a report reads its rows: a campaign in a database."""
+
+    engine: Engine
+    campaign_id: int
+
+
+@dataclass(frozen=True)
 class ReportData:
     """Everything a report is made from.
 
-    ``frame`` holds *all* the campaign's rows (``queries.report_frame`` without a state filter):
-    the summary, charts and carrier/province breakdown always describe the whole campaign, and
-    ``states`` narrows only the recipient rows written, so a retry list keeps its context.
+    The rows are those of ``campaign``, or, when there is none, ``frame``: rows shaped like
+    ``report_queries.ROW_COLUMNS`` (a library user's or a test's), reported through the same
+    queries from a scratch database.  The summary, charts and carrier/province breakdown always
+    describe the whole campaign; ``states`` narrows only the recipient rows written, so a retry
+    list keeps its context.  ``warnings`` are those import stored with the campaign.
     """
 
-    frame: pd.DataFrame
+    frame: pd.DataFrame | None
     status: StatusLike
     template: str
     states: Collection[str] | None = None
+    warnings: Sequence[str] = ()
+    campaign: StoredCampaign | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +122,7 @@ class Summary:
     latency_quantiles: tuple[float, float] | None  # median and 90th percentile, in seconds
     rows: int  # recipient rows in this file
     scope: str  # which rows this file holds
+    warnings: Sequence[str] = ()  # about the template and texts, stored at import
 
     @property
     def delivery_rate(self) -> float | None:
@@ -127,62 +155,131 @@ def scope_of(states: Collection[str] | None, rejects_only: bool) -> str:
     return "all recipients · 全部收件人"
 
 
-def send_rate(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def _receipts(connection: Connection, campaign_id: int) -> list[tuple[str, int]]:
+    """What operators said about undelivered messages: the provider's meaning of a code, else
+    the receipt's text."""
+    counts: dict[str, int] = {}
+    for code, receipt, count in report_queries.receipt_counts(connection, campaign_id, UNDELIVERED):
+        said = describe(int(code)).meaning if code is not None else (receipt or "")
+        label = said or "(no reason given)"
+        counts[label] = counts.get(label, 0) + count
+    return sorted(counts.items(), key=lambda item: -item[1])
+
+
+def _prefix_breakdowns(connection: Connection, campaign_id: int) -> tuple[pd.DataFrame, ...]:
+    """Delivery by carrier and by province, from counts per number prefix and state."""
+    found = pd.DataFrame(
+        report_queries.prefix_counts(connection, campaign_id), columns=["prefix", "state", "n"]
+    )
+    found["prefix"] = found["prefix"].fillna("")  # no number: no carrier, no province
+    places = {
+        prefix: ("", "") if not prefix
+        else (ABROAD, ABROAD) if prefix.startswith("+")
+        else (carrier_of_prefix(prefix[:4]), province_of_prefix(prefix))
+        for prefix in found["prefix"].unique()
+    }  # fmt: skip
+    found["carrier"] = found["prefix"].map(lambda prefix: places[prefix][0])
+    found["province"] = found["prefix"].map(lambda prefix: places[prefix][1])
+    return tuple(
+        breakdown_counts(found.pivot_table("n", by, "state", "sum", fill_value=0), order)
+        for by, order in (("carrier", CARRIERS), ("province", ()))
+    )
+
+
+def _utc_offset() -> int:
+    return int(SHANGHAI.utcoffset(datetime.now()).total_seconds())  # +8 h: no summer time
+
+
+def send_rate(connection: Connection, campaign_id: int) -> tuple[pd.DataFrame, str]:
     """Messages the provider accepted per time bucket, split by what became of them."""
-    sent = table["sent"].dropna()
-    if sent.empty:
+    first, last = report_queries.sent_span(connection, campaign_id)
+    if first is None or last is None:
         return pd.DataFrame(columns=list(CHARGED_STATES)), "1min"
-    span = sent.max() - sent.min()
+    start, end = (_local(first), _local(last))
+    span = pd.Timestamp(end) - pd.Timestamp(start)
     freq = next((f for f in BUCKETS if span / pd.Timedelta(f) < MAX_BUCKETS), "1D")
-    buckets = sent.dt.floor(freq)
-    counts = pd.crosstab(buckets, table.loc[sent.index, "state"])
-    every = pd.date_range(buckets.min(), buckets.max(), freq=freq)
+    seconds = int(pd.Timedelta(freq).total_seconds())
+    found = pd.DataFrame(
+        report_queries.sent_buckets(connection, campaign_id, seconds, _utc_offset()),
+        columns=["bucket", "state", "n"],
+    )
+    counts = found.pivot_table("n", "bucket", "state", "sum", fill_value=0)
+    counts.index = pd.to_datetime(counts.index * seconds, unit="s")
+    every = pd.date_range(counts.index.min(), counts.index.max(), freq=freq)
     counts = counts.reindex(index=every, columns=list(CHARGED_STATES), fill_value=0)
-    return counts.rename_axis(index=None, columns=None), freq
+    return counts.rename_axis(index=None, columns=None).astype("int64"), freq
 
 
-def latency(table: pd.DataFrame) -> tuple[pd.DataFrame, tuple[float, float] | None]:
+def _quantiles(seconds: np.ndarray, weights: np.ndarray, qs: Sequence[float]) -> list[float]:
+    """Quantiles (linear interpolation, as pandas computes them) of ``seconds`` repeated
+    ``weights`` times, without repeating them: a million receipts are a few hundred values."""
+    order = np.argsort(seconds)
+    values, ends = seconds[order], np.cumsum(weights[order])
+    found = []
+    for q in qs:
+        position = q * (ends[-1] - 1)
+        below = int(np.floor(position))
+        low = values[np.searchsorted(ends, below, side="right")]
+        high = values[np.searchsorted(ends, min(below + 1, ends[-1] - 1), side="right")]
+        found.append(float(low + (position - below) * (high - low)))
+    return found
+
+
+def latency(
+    connection: Connection, campaign_id: int
+) -> tuple[pd.DataFrame, tuple[float, float] | None]:
     """Receipts per send-to-receipt time bin (delivered, undelivered); median and p90 seconds."""
-    final = table[table["state"].isin(FINAL)]
-    seconds = (final["delivered/undelivered"] - final["sent"]).dt.total_seconds().dropna()
-    bins = np.searchsorted(LATENCY_EDGES, seconds.to_numpy(), side="right")
-    state = final.loc[seconds.index, "state"].to_numpy()
+    found = pd.DataFrame(
+        report_queries.receipt_latencies(connection, campaign_id, FINAL),
+        columns=["state", "seconds", "n"],
+    )
+    bins = np.searchsorted(LATENCY_EDGES, found["seconds"].to_numpy(), side="right")
     counts = pd.DataFrame(
-        {s: np.bincount(bins[state == s], minlength=len(LATENCY_LABELS)) for s in FINAL},
+        {
+            s: np.bincount(
+                bins[(found["state"] == s).to_numpy()],
+                weights=found.loc[found["state"] == s, "n"].to_numpy(),
+                minlength=len(LATENCY_LABELS),
+            ).astype("int64")
+            for s in FINAL
+        },
         index=list(LATENCY_LABELS),
     )
     seen = np.flatnonzero(counts.sum(axis=1).to_numpy())
     if not len(seen):
         return counts.iloc[:0], None
-    median, p90 = seconds.clip(lower=0).quantile([0.5, 0.9]).tolist()
+    clipped = found["seconds"].clip(lower=0).to_numpy()
+    median, p90 = _quantiles(clipped, found["n"].to_numpy(), (0.5, 0.9))
     return counts.iloc[: seen[-1] + 1], (median, p90)
 
 
-def summarise(data: ReportData, table: pd.DataFrame, rows: int, scope: str) -> Summary:
-    """Figures from ``status`` (so they equal ``status --json``) plus what only the rows tell."""
+def summarise(
+    data: ReportData, connection: Connection, campaign_id: int, rows: int, scope: str
+) -> Summary:
+    """Figures from ``status`` (so they equal ``status --json``) plus the campaign's own counts."""
     status = data.status
-    state = table["state"]
-    undelivered = table.loc[state == UNDELIVERED, "error_text"].replace("", "(no reason given)")
-    rate, bucket = send_rate(table)
-    receipt_times, quantiles = latency(table)
+    rate, bucket = send_rate(connection, campaign_id)
+    receipt_times, quantiles = latency(connection, campaign_id)
+    by_carrier, by_province = _prefix_breakdowns(connection, campaign_id)
     return Summary(
         campaign=status.campaign,
         template=data.template,
         total=status.total,
         by_state={name: int(status.by_state.get(name, 0)) for name in STATES},
         errors=list(status.errors),
-        receipts=list(undelivered.value_counts().items()),
-        segments_used=int(table.loc[state.isin(CHARGED_STATES), "segments"].sum()),
+        receipts=_receipts(connection, campaign_id),
+        segments_used=report_queries.segments_in(connection, campaign_id, CHARGED_STATES),
         created_at=_local(status.created_at),
         started_at=_local(status.started_at),
         finished_at=_local(status.finished_at),
         generated_at=_local(datetime.now(UTC).replace(tzinfo=None)),
-        by_carrier=breakdown(table["carrier"], state, CARRIERS),
-        by_province=breakdown(table["province"], state),
+        by_carrier=by_carrier,
+        by_province=by_province,
         send_rate=rate,
         send_bucket=bucket,
         latency=receipt_times,
         latency_quantiles=quantiles,
         rows=rows,
         scope=scope,
+        warnings=list(data.warnings),
     )

@@ -1,10 +1,13 @@
 """The recipients table: one row per input row, in input order, built column-wise.
 
-A campaign can hold a million rows, so every step works on whole columns; the only Python loops
-run over distinct values (error codes, number prefixes), never over rows.
+A report builds it a chunk of rows at a time (see ``reports.rows``), so every step works on whole
+columns of a chunk; the only Python loops run over distinct values (error codes, number
+prefixes), never over rows.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pandas as pd
 import pyarrow as pa
@@ -13,14 +16,17 @@ import pyarrow.json as pa_json
 
 from campaigns.provider.codes import describe
 from campaigns.reports.carriers import carriers, provinces
+from campaigns.schedule import SHANGHAI
 
-TIMEZONE = "Asia/Shanghai"
+TIMEZONE = SHANGHAI.key
 TIME_COLUMNS = {"queued_at": "queued", "sent_at": "sent", "final_at": "delivered/undelivered"}
 REJECT_COLUMNS = ("reason", "error_text")  # what a rejects file adds to row, phone and the input
-OWN_COLUMNS = (
-    "row", "phone", "carrier", "province", "messageId", "state", "reason", "error_code",
-    "error_text", "attempts", "segments", *TIME_COLUMNS.values(),
+HEAD_COLUMNS = ("row", "phone", "carrier", "province")  # the input's own columns come next
+TAIL_COLUMNS = (
+    "messageId", "state", "reason", "error_code", "error_text", "attempts", "segments",
+    *TIME_COLUMNS.values(),
 )  # fmt: skip
+OWN_COLUMNS = (*HEAD_COLUMNS, *TAIL_COLUMNS)
 
 
 def input_columns(fields: pd.Series) -> pd.DataFrame:
@@ -47,7 +53,7 @@ def input_columns(fields: pd.Series) -> pd.DataFrame:
 
 def local_time(column: pd.Series) -> pd.Series:
     """Naive UTC from the store → naive Asia/Shanghai wall-clock time, to the second."""
-    stamps = pd.to_datetime(column).dt.tz_localize("UTC").dt.tz_convert(TIMEZONE)
+    stamps = pd.to_datetime(column).dt.tz_localize("UTC").dt.tz_convert(SHANGHAI)
     return stamps.dt.tz_localize(None).dt.floor("s")
 
 
@@ -64,23 +70,44 @@ def _error_text(frame: pd.DataFrame, codes: pd.Series) -> pd.Series:
     return meaning.where(meaning != "", frame["error_text"].astype("str").fillna(""))
 
 
-def _without_phone_column(inputs: pd.DataFrame, raw_phone: pd.Series) -> pd.DataFrame:
-    """Drop the input column(s) the phone was read from: they repeat ``phone`` and would defeat
-    the mask.  Rows from another import, with its own phone column, hold "" there."""
+def _keys_of(inputs: pd.DataFrame, raw_phone: pd.Series) -> list[tuple[str, bool]]:
+    """(column, holds only the raw phone) for ``input_titles``.  Rows from another import, with
+    its own phone column, hold "" there."""
     raw = raw_phone.astype("str").fillna("")
-    source = [
-        name
+    return [
+        (name, bool((column.eq(raw) | column.eq("")).all() and column.ne("").any()))
         for name, column in inputs.items()
-        if (column.eq(raw) | column.eq("")).all() and column.ne("").any()
     ]
-    return inputs.drop(columns=source)
 
 
-def report_table(frame: pd.DataFrame, *, mask: bool = False) -> pd.DataFrame:
-    """The report's columns from the store's rows (see ``queries.report_frame``).
+def input_titles(keys: list[tuple[str, bool]]) -> dict[str, str]:
+    """Input key → its column title, for (key, holds only the raw phone) pairs in order.
+
+    The column(s) the phone was read from are left out: they repeat ``phone`` and would defeat
+    the mask.  A name the report uses itself gets " (input)".
+    """
+    return {
+        key: f"{key} (input)" if key in OWN_COLUMNS else key
+        for key, phone_source in keys
+        if not phone_source
+    }
+
+
+def table_columns(inputs: Mapping[str, str], *, rejects_only: bool = False) -> list[str]:
+    if rejects_only:
+        return ["row", "phone", *inputs.values(), *REJECT_COLUMNS]
+    return [*HEAD_COLUMNS, *inputs.values(), *TAIL_COLUMNS]
+
+
+def report_table(
+    frame: pd.DataFrame, *, mask: bool = False, inputs: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """The report's columns from the store's rows (``report_queries.ROW_COLUMNS``).
 
     row, phone (normalised; as typed when rejected), carrier, province, the input's own columns,
     messageId, state, reason, error_code, error_text, attempts, segments and the three times.
+    ``inputs`` (see ``input_titles``) fixes the input columns for every chunk of one report;
+    without it they are those of ``frame`` alone.
     """
     phone = frame["phone"].astype("str")
     shown = phone.fillna(frame["raw_phone"].astype("str")).fillna("")
@@ -94,10 +121,10 @@ def report_table(frame: pd.DataFrame, *, mask: bool = False) -> pd.DataFrame:
         },
         index=frame.index,
     )
-    inputs = _without_phone_column(input_columns(frame["fields"]), frame["raw_phone"])
-    inputs = inputs.rename(
-        columns={name: f"{name} (input)" for name in inputs if name in OWN_COLUMNS}
-    )
+    parsed = input_columns(frame["fields"])
+    if inputs is None:
+        inputs = input_titles(_keys_of(parsed, frame["raw_phone"]))
+    parsed = parsed.reindex(columns=list(inputs), fill_value="").rename(columns=inputs)
     outcome = pd.DataFrame(
         {
             "messageId": frame["message_id"].astype("str").fillna(""),
@@ -111,7 +138,7 @@ def report_table(frame: pd.DataFrame, *, mask: bool = False) -> pd.DataFrame:
         },
         index=frame.index,
     )
-    return pd.concat([table, inputs, outcome], axis=1)
+    return pd.concat([table, parsed, outcome], axis=1)
 
 
 def rejects_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """XLSX: a Summary sheet that answers "how did it go, and where did it fail?", then every recipient.
 
 Phones, messageIds and the input's own columns are text cells, so Excel never turns 13800138000
-into 1.38E+10, and text that looks like a formula stays text.  Times are real date cells.
+into 1.38E+10, and text that looks like a formula stays text: cells, headers, the campaign's name,
+its template and warnings alike.  Times are real date cells.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 from collections.abc import Iterator
 from datetime import datetime
 from io import BytesIO
+from itertools import chain
 from pathlib import Path
 from xml.etree import ElementTree
 from zipfile import ZIP_DEFLATED, ZipFile
@@ -24,6 +26,8 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+from campaigns.reports.cells import NOT_XML
+from campaigns.reports.rows import Rows
 from campaigns.reports.summary import STATE_LABELS, Summary
 from campaigns.reports.table import TIMEZONE
 
@@ -33,7 +37,6 @@ HEADER_FILL = PatternFill("solid", fgColor="E2E8F0")
 WRAP = Alignment(wrap_text=True, vertical="top")
 PERCENT = "0.0%"
 TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
-ILLEGAL = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"  # characters XML 1.0 cannot hold
 SAMPLE_ROWS = 2000  # rows looked at to size the columns
 ROWS_PER_SHEET = 1_048_575  # Excel's limit is 1,048,576 rows, one of them the header
 BREAKDOWN_HEADERS = {
@@ -59,14 +62,14 @@ def _text(sheet: WriteOnlyWorksheet, text: str, **style: object) -> WriteOnlyCel
 
     openpyxl stores "=…" as a formula and "#N/A" as an error value unless told it is text.
     """
-    text = re.sub(ILLEGAL, "", text)
+    text = re.sub(NOT_XML, "", text)
     if text.startswith("=") or text in ERROR_CODES:
         return _cell(sheet, text, data_type="s", **style)
     return _cell(sheet, text, **style) if style else text
 
 
-def _header(sheet: WriteOnlyWorksheet, titles: list[str]) -> list[WriteOnlyCell]:
-    return [_cell(sheet, title, font=BOLD, fill=HEADER_FILL) for title in titles]
+def _header(sheet: WriteOnlyWorksheet, titles: list[str]) -> list[WriteOnlyCell | str]:
+    return [_text(sheet, title, font=BOLD, fill=HEADER_FILL) for title in titles]
 
 
 def _display_width(text: str) -> int:
@@ -93,7 +96,7 @@ def _breakdown_rows(sheet: WriteOnlyWorksheet, title: str, first: str, table: pd
             int(row[c]) for c in ("messages", "delivered", "undelivered", "failed", "awaiting")
         ]
         rates = [_rate_cell(sheet, row["delivery_rate"]), _rate_cell(sheet, row["failure_rate"])]
-        yield [name, *counts, *rates]
+        yield [_text(sheet, str(name)), *counts, *rates]
     yield []
 
 
@@ -113,6 +116,7 @@ def _summary_rows(sheet: WriteOnlyWorksheet, summary: Summary):
         ("delivered ÷ sent 送达率(按已发送)", _rate_cell(sheet, summary.delivered_of_sent)),
         ("segments used 计费条数", summary.segments_used),
         ("this file 本文件", f"{summary.rows} rows: {summary.scope}"),
+        *(("warning 注意", _text(sheet, warning, alignment=WRAP)) for warning in summary.warnings),
     ]
     for label, value in facts:
         yield [_cell(sheet, label, font=BOLD), value]
@@ -155,11 +159,10 @@ def _write_summary(sheet: WriteOnlyWorksheet, summary: Summary) -> None:
 MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 RELATION = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 EXCEL_EPOCH = pd.Timestamp("1899-12-30")  # day 0 of Excel's serial dates
-CHUNK_ROWS = 50_000  # rows turned into XML at a time
 
 
 def _xml_text(text: pd.Series) -> pd.Series:
-    clean = text.str.replace(ILLEGAL, "", regex=True)
+    clean = text.str.replace(NOT_XML, "", regex=True)
     for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
         clean = clean.str.replace(raw, escaped, regex=False)
     return clean
@@ -181,23 +184,36 @@ def _cells_xml(column: pd.Series, letter: str, rows: pd.Series, time_style: int)
     return inline.where(text != "", "")
 
 
-def _rows_xml(rows: pd.DataFrame, time_style: int) -> Iterator[bytes]:
-    """``<row>`` elements from sheet row 2 on, a chunk at a time."""
+def _rows_xml(rows: pd.DataFrame, first: int, time_style: int) -> bytes:
+    """``<row>`` elements for ``rows``, the first of them sheet row ``first``."""
     letters = [get_column_letter(index) for index in range(1, len(rows.columns) + 1)]
-    for start in range(0, len(rows), CHUNK_ROWS):
-        chunk = rows.iloc[start : start + CHUNK_ROWS]
-        numbers = pd.Series(np.arange(start + 2, start + 2 + len(chunk)), index=chunk.index)
-        numbers = numbers.astype("str")
-        xml = '<row r="' + numbers + '">'
-        for letter, name in zip(letters, chunk.columns, strict=True):
-            xml = xml + _cells_xml(chunk[name], letter, numbers, time_style)
-        yield "".join((xml + "</row>").tolist()).encode()
+    numbers = pd.Series(np.arange(first, first + len(rows)), index=rows.index).astype("str")
+    xml = '<row r="' + numbers + '">'
+    for letter, name in zip(letters, rows.columns, strict=True):
+        xml = xml + _cells_xml(rows[name], letter, numbers, time_style)
+    return "".join((xml + "</row>").tolist()).encode()
 
 
-def _widths(rows: pd.DataFrame) -> list[float]:
-    sample = rows.head(SAMPLE_ROWS)
+def _by_sheet(
+    chunks: Iterator[pd.DataFrame], per_sheet: int
+) -> Iterator[tuple[int, int, pd.DataFrame]]:
+    """(sheet, its first row, rows) for each piece of ``chunks`` cut at the sheets' row limit;
+    sheet 0 is the first Recipients sheet, and row 2 the first below its header."""
+    written = 0
+    for chunk in chunks:
+        start = 0
+        while start < len(chunk):
+            sheet, offset = divmod(written, per_sheet)
+            piece = chunk.iloc[start : start + per_sheet - offset]
+            yield sheet, offset + 2, piece
+            start += len(piece)
+            written += len(piece)
+
+
+def _widths(sample: pd.DataFrame) -> list[float]:
+    sample = sample.head(SAMPLE_ROWS)
     widths = []
-    for name in rows.columns:
+    for name in sample.columns:
         column = sample[name]
         if pd.api.types.is_datetime64_any_dtype(column):
             longest = 19
@@ -208,14 +224,16 @@ def _widths(rows: pd.DataFrame) -> list[float]:
     return widths
 
 
-def _recipients_frame(sheet: WriteOnlyWorksheet, rows: pd.DataFrame, widths: list[float]) -> None:
+def _recipients_frame(
+    sheet: WriteOnlyWorksheet, columns: list[str], rows: int, widths: list[float]
+) -> None:
     """Everything but the rows: widths, the header, frozen and filterable over all rows."""
-    last = get_column_letter(max(len(rows.columns), 1))
+    last = get_column_letter(max(len(columns), 1))
     sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = f"A1:{last}{len(rows) + 1}"
+    sheet.auto_filter.ref = f"A1:{last}{rows + 1}"
     for index, width in enumerate(widths, 1):
         sheet.column_dimensions[get_column_letter(index)].width = width
-    sheet.append(_header(sheet, list(rows.columns)))
+    sheet.append(_header(sheet, columns))
 
 
 def _sheet_paths(package: ZipFile) -> dict[str, str]:
@@ -241,12 +259,20 @@ def _style_index(package: ZipFile, number_format: str) -> int:
     return next(i for i, xf in enumerate(xfs) if xf.get("numFmtId") == formats[number_format])
 
 
-def _fill(skeleton: BytesIO, parts: dict[str, pd.DataFrame], output: Path) -> None:
-    """Copy the package openpyxl built, streaming each Recipients sheet's rows into it."""
+def _fill(
+    skeleton: BytesIO,
+    names: list[str],
+    pieces: Iterator[tuple[int, int, pd.DataFrame]],
+    output: Path,
+) -> None:
+    """Copy the package openpyxl built, streaming the rows into Recipients sheets ``names``."""
     with ZipFile(skeleton) as source, ZipFile(output, "w", ZIP_DEFLATED) as target:
-        paths = {path: parts[name] for name, path in _sheet_paths(source).items() if name in parts}
+        paths = {
+            path: names.index(name) for name, path in _sheet_paths(source).items() if name in names
+        }
         time_style = _style_index(source, TIME_FORMAT)
-        for item in source.infolist():
+        piece = next(pieces, None)
+        for item in source.infolist():  # the sheets in order, as openpyxl wrote them
             xml = source.read(item)
             if item.filename not in paths:
                 target.writestr(item, xml)
@@ -254,21 +280,25 @@ def _fill(skeleton: BytesIO, parts: dict[str, pd.DataFrame], output: Path) -> No
             head, end, tail = xml.rpartition(b"</sheetData>")
             with target.open(item.filename, "w", force_zip64=True) as stream:
                 stream.write(head)
-                for chunk in _rows_xml(paths[item.filename], time_style):
-                    stream.write(chunk)
+                while piece is not None and piece[0] == paths[item.filename]:
+                    stream.write(_rows_xml(piece[2], piece[1], time_style))
+                    piece = next(pieces, None)
                 stream.write(end + tail)
 
 
-def write(rows: pd.DataFrame, summary: Summary, output: Path) -> None:
+def write(rows: Rows, summary: Summary, output: Path, rows_per_sheet: int | None = None) -> None:
     """Summary (opened first), then Recipients; past Excel's row limit, Recipients 2, 3, …"""
+    per_sheet = rows_per_sheet or ROWS_PER_SHEET
     book = Workbook(write_only=True)
     _write_summary(book.create_sheet("Summary"), summary)
-    widths = _widths(rows)
-    parts = {}
-    for part, start in enumerate(range(0, max(len(rows), 1), ROWS_PER_SHEET), 1):
-        name = "Recipients" if part == 1 else f"Recipients {part}"
-        parts[name] = rows.iloc[start : start + ROWS_PER_SHEET]
-        _recipients_frame(book.create_sheet(name), parts[name], widths)
+    chunks = rows.chunks()
+    first = next(chunks, pd.DataFrame(columns=rows.columns))
+    widths = _widths(first)
+    names = []
+    for part, start in enumerate(range(0, max(rows.count, 1), per_sheet), 1):
+        names.append("Recipients" if part == 1 else f"Recipients {part}")
+        in_sheet = min(per_sheet, rows.count - start)
+        _recipients_frame(book.create_sheet(names[-1]), rows.columns, in_sheet, widths)
     skeleton = BytesIO()
     book.save(skeleton)
-    _fill(skeleton, parts, output)
+    _fill(skeleton, names, _by_sheet(chain([first], chunks), per_sheet), output)
