@@ -26,6 +26,7 @@ $(BROWSER_STAMP): | $(STAMP)
 
 test: $(STAMP) $(BROWSER_STAMP)
 	$(BIN)/ruff check campaigns tests migrations bench
+	$(BIN)/mypy campaigns
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

@@ -70,7 +70,8 @@ def _numbers(items: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
     for item in items:
         if Path(item).is_file():
             recipients = read_recipients(item)
-            raw.extend(recipients.frame[recipients.phone_column].tolist())
+            for chunk in recipients.chunks:
+                raw.extend(chunk.frame[recipients.phone_column].tolist())
         else:
             raw.append(item)
     phones, reasons = normalise_phones(pd.Series(raw, dtype=object))
@@ -118,7 +119,9 @@ def send_tests(
         message_id = ids.id_for_test_send(campaign.token, earlier + 1)
         try:
             if campaign.template_id:
-                client.send_template(phone, campaign.template_id, json.loads(params), message_id)
+                client.send_template(
+                    phone, campaign.template_id, json.loads(params or "[]"), message_id
+                )
             else:
                 client.send(phone, content, message_id)
             result = TestResult(phone, message_id, True, "sent")

@@ -1,6 +1,8 @@
 """When a campaign may send: windows, a start time, a deadline, and days in Asia/Shanghai time.
 
-Pure functions over an injected clock, so tests never sleep through a real night.
+The one home of the provider's time zone: the store keeps naive UTC, the provider and the user
+speak Asia/Shanghai wall time, and every conversion between them is here. Pure functions over an
+injected clock, so tests never sleep through a real night.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 from campaigns.errors import UserError
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+SHANGHAI_NAME = "Asia/Shanghai"
+SHANGHAI = ZoneInfo(SHANGHAI_NAME)
 MARKETING_WINDOW = "08:00-21:00"
 
 Clock = Callable[[], datetime]
@@ -70,7 +73,7 @@ def parse_moment(text: str, option: str) -> datetime:
     try:
         clock = datetime.strptime(text, "%H:%M").time()
     except ValueError:
-        raise UserError(f"{option} {text!r}: expected \"YYYY-MM-DD HH:MM\" or HH:MM") from None
+        raise UserError(f'{option} {text!r}: expected "YYYY-MM-DD HH:MM" or HH:MM') from None
     return datetime.combine(shanghai_now().date(), clock, SHANGHAI)
 
 
@@ -83,6 +86,16 @@ def next_shanghai_midnight(moment: datetime) -> datetime:
 def as_utc_naive(moment: datetime) -> datetime:
     """The store keeps naive UTC."""
     return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def shanghai_wall_to_utc(wall: datetime) -> datetime:
+    """A naive Asia/Shanghai wall time (as the provider writes its times) → naive UTC."""
+    return as_utc_naive(wall.replace(tzinfo=SHANGHAI))
+
+
+def utc_to_shanghai_wall(moment: datetime) -> datetime:
+    """Naive UTC from the store → naive Asia/Shanghai wall time (what reports show)."""
+    return moment.replace(tzinfo=UTC).astimezone(SHANGHAI).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

@@ -240,3 +240,11 @@ def test_cancelled_campaign_cannot_be_retried(settings, tmp_path):
     with pytest.raises(UserError, match="cancelled"):
         api.retry(settings, "c")
     assert api.status(settings, "c").by_state["cancelled"] == 2
+
+
+def test_suppress_reads_numbers_from_a_file(run, tmp_path):
+    listed = write_csv(tmp_path / "optout.csv", valid_phones(3, start=50) + ["12345"])
+    result = run("suppress", "add", str(listed))
+    assert result.exit_code == 0, result.output
+    listing = run("suppress", "list").output
+    assert all(phone in listing for phone in valid_phones(3, start=50))

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_installed_copy_migrates_and_imports_from_elsewhere(tmp_path):
@@ -46,3 +47,11 @@ def test_installed_copy_migrates_and_imports_from_elsewhere(tmp_path):
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) > 100
     assert (elsewhere / "here.db").exists()
+    # Every package of the source tree ships (pyproject lists them one by one), typed.
+    source = Path(__file__).resolve().parent.parent / "campaigns"
+    packages = {p.parent.relative_to(source) for p in source.rglob("__init__.py")}
+    installed = {
+        p.parent.relative_to(target / "campaigns") for p in target.glob("campaigns/**/__init__.py")
+    }
+    assert packages <= installed, f"not installed: {sorted(map(str, packages - installed))}"
+    assert (target / "campaigns" / "py.typed").exists()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import click
 
 from campaigns import api
 from campaigns.cli.base import cli, err, out, progress
 from campaigns.config import Settings
 from campaigns.errors import UserError
-from campaigns.schedule import MARKETING_WINDOW, SHANGHAI, Cap, Window, parse_moment
+from campaigns.schedule import MARKETING_WINDOW, Cap, Window, parse_moment, utc_to_shanghai_wall
 
 
 @cli.command()
@@ -101,19 +99,17 @@ def send(
     )
     with progress("sending") as show:
         options.on_progress = lambda p: show(p.done, p.total, f"failed {p.failed}")
-        result = api.send(settings, name, options)
-    parts = [f"sent {result.sent}", f"failed {result.failed}"]
-    if result.confirmed_by_lookup:
-        parts.append(f"confirmed by lookup {result.confirmed_by_lookup}")
-    if result.suppressed:
-        parts.append(f"suppressed {result.suppressed}")
-    if result.unknown:
-        parts.append(f"outcome unknown {result.unknown} (run send again to resolve)")
-    if result.deferred:
-        due = result.next_due.replace(tzinfo=UTC).astimezone(SHANGHAI) if result.next_due else None
-        parts.append(
-            f"deferred {result.deferred}" + (f" until {due:%Y-%m-%d %H:%M}" if due else "")
-        )
+        sent = api.send(settings, name, options)
+    parts = [f"sent {sent.sent}", f"failed {sent.failed}"]
+    if sent.confirmed_by_lookup:
+        parts.append(f"confirmed by lookup {sent.confirmed_by_lookup}")
+    if sent.suppressed:
+        parts.append(f"suppressed {sent.suppressed}")
+    if sent.unknown:
+        parts.append(f"outcome unknown {sent.unknown} (run send again to resolve)")
+    if sent.deferred:
+        due = utc_to_shanghai_wall(sent.next_due) if sent.next_due else None
+        parts.append(f"deferred {sent.deferred}" + (f" until {due:%Y-%m-%d %H:%M}" if due else ""))
     out.print(", ".join(parts))
 
 

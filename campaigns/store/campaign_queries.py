@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, Result, func, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.errors import UserError
@@ -26,6 +26,12 @@ from campaigns.store.models import (
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
 
 
 def get_campaign(session: Session, name: str) -> Campaign | None:

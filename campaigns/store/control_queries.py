@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select, update
 
 from campaigns import ids
-from campaigns.store.campaign_queries import utcnow
+from campaigns.store.campaign_queries import rows_changed, utcnow
 from campaigns.store.db import Store
 from campaigns.store.models import (
     CANCELLED,
@@ -37,11 +37,13 @@ _RETRY_CLEARS = (
 def cancel_unsent(store: Store, campaign_id: int) -> int:
     """Pending and deferred messages of a cancelled campaign are never sent."""
     with store.session.begin() as session:
-        return session.execute(
-            update(Message)
-            .where(Message.campaign_id == campaign_id, Message.state.in_([PENDING, DEFERRED]))
-            .values(state=CANCELLED, due_at=None)
-        ).rowcount
+        return rows_changed(
+            session.execute(
+                update(Message)
+                .where(Message.campaign_id == campaign_id, Message.state.in_([PENDING, DEFERRED]))
+                .values(state=CANCELLED, due_at=None)
+            )
+        )
 
 
 def add_suppressions(store: Store, phones: Sequence[str], reason: str) -> int:
@@ -63,9 +65,9 @@ def add_suppressions(store: Store, phones: Sequence[str], reason: str) -> int:
 
 def remove_suppressions(store: Store, phones: Sequence[str]) -> int:
     with store.session.begin() as session:
-        return session.execute(
-            delete(Suppression).where(Suppression.phone.in_(list(phones)))
-        ).rowcount
+        return rows_changed(
+            session.execute(delete(Suppression).where(Suppression.phone.in_(list(phones))))
+        )
 
 
 def list_suppressions(store: Store) -> list[Suppression]:

@@ -4,14 +4,14 @@ suppression list and caps as a send screens them, and the sent messages reconcil
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, case, func, or_, select, update
 
-from campaigns.store.campaign_queries import utcnow
+from campaigns.store.campaign_queries import rows_changed, utcnow
 from campaigns.store.db import Store
 from campaigns.store.models import DEFERRED, PENDING, SENDING, SENT, Message, RateLimit, Suppression
 
@@ -36,6 +36,12 @@ CLAIM_COLUMNS = (
     Message.attempts,
     Message.params,
 )
+
+
+def _claims(rows: Iterable[Any]) -> list[Claim]:
+    """Claims from rows of CLAIM_COLUMNS, in id order. Only messages with an id and a phone are
+    ever pending or sending, so the columns the model allows to be NULL are not here."""
+    return sorted((Claim(*row) for row in rows), key=lambda claim: claim.id)
 
 
 def claim_batch(
@@ -67,7 +73,7 @@ def in_flight(store: Store, campaign_id: int, holder: str) -> list[Claim]:
             )
             .order_by(Message.id)
         )
-        return [Claim(*row) for row in rows]
+        return _claims(rows)
 
 
 def renew_leases(store: Store, me: str, until: datetime) -> None:
@@ -142,7 +148,7 @@ def _claim(
     )
     with store.session.begin() as session:
         rows = session.execute(statement).all()
-    return sorted((Claim(*row) for row in rows), key=lambda claim: claim.id)
+    return _claims(rows)
 
 
 def reserve_slots(store: Store, name: str, count: int, interval: float) -> float:
@@ -175,15 +181,17 @@ def reserve_slots(store: Store, name: str, count: int, interval: float) -> float
 def wake_deferred(store: Store, campaign_id: int, now: datetime) -> int:
     """Deferred messages whose time has come go back to pending."""
     with store.session.begin() as session:
-        return session.execute(
-            update(Message)
-            .where(
-                Message.campaign_id == campaign_id,
-                Message.state == DEFERRED,
-                Message.due_at <= now,
+        return rows_changed(
+            session.execute(
+                update(Message)
+                .where(
+                    Message.campaign_id == campaign_id,
+                    Message.state == DEFERRED,
+                    Message.due_at <= now,
+                )
+                .values(state=PENDING, due_at=None)
             )
-            .values(state=PENDING, due_at=None)
-        ).rowcount
+        )
 
 
 # -- screening a claim: the suppression list and the cap ----
@@ -212,12 +220,12 @@ def recently_received(
 ) -> dict[str, tuple[int, datetime]]:
     """Per number: messages sent to it since ``since`` across all campaigns, and the oldest."""
     with store.session() as session:
-        rows = session.execute(
+        rows: Iterable[Any] = session.execute(
             select(Message.phone, func.count(), func.min(Message.sent_at))
             .where(Message.phone.in_(list(phones)), Message.sent_at >= since)
             .group_by(Message.phone)
-        ).all()
-    return {phone: (count, oldest) for phone, count, oldest in rows}
+        )
+        return {phone: (count, oldest) for phone, count, oldest in rows}
 
 
 # -- after the send: reconcile ----
@@ -228,7 +236,7 @@ def sent_not_final(
 ) -> list[tuple[int, str, datetime | None]]:
     """(id, messageId, sent_at) of sent messages awaiting a delivery answer, in id order, paged."""
     with store.session() as session:
-        rows = session.execute(
+        rows: Iterable[Any] = session.execute(
             select(Message.id, Message.message_id, Message.sent_at)
             .where(Message.campaign_id == campaign_id, Message.state == SENT, Message.id > after_id)
             .order_by(Message.id)
