@@ -20,7 +20,6 @@ import stat
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -468,18 +467,25 @@ def _workbook_grids(
             raise InputFileError(f"{where}: the sheet is empty")
         _check_width(len(header), where)
         yield header, where
-        number, size = 2, _chunk_rows(len(header))
-        while block := list(islice(rows, size)):
-            cells = [_cells(row, len(header), number + i, where) for i, row in enumerate(block)]
-            numbers = np.arange(number, number + len(block), dtype=np.int64)
-            number += len(block)
-            yield pd.DataFrame(cells, columns=range(len(header)), dtype="str"), numbers
+        size, cells, numbers = _chunk_rows(len(header)), [], []
+        for number, row in enumerate(rows, start=2):
+            if any(value is not None and value != "" for value in row):  # else a blank row
+                cells.append(_cells(row, len(header), number, where))
+                numbers.append(number)
+            if len(cells) == size:
+                yield _grid(cells, len(header), numbers)
+                cells, numbers = [], []
+        yield _grid(cells, len(header), numbers)
     except InputFileError:
         raise
     except Exception as exc:  # damage further into the file surfaces while its rows are read
         raise InputFileError(f"{name}: the workbook is damaged ({type(exc).__name__})") from None
     finally:
         rows.close()
+
+
+def _grid(cells: list[list[str]], width: int, numbers: list[int]) -> Grid:
+    return pd.DataFrame(cells, columns=range(width), dtype="str"), np.array(numbers, np.int64)
 
 
 def _cells(row: list, width: int, number: int, where: str) -> list[str]:

@@ -1,0 +1,175 @@
+"""Hostile and unusual recipients files (issue 13): bombs, lying archives, huge spans, giant
+cells, pipes; and the formats calamine brings (.xls, .ods).
+
+Big files are generated here (``bench/hostile.py`` makes the same ones and measures them); each
+hostile read runs in a child process, which reports its own peak memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from bench import hostile
+from campaigns.intake import archive, read, spreadsheets
+from campaigns.intake.read import read_recipients
+from tests.test_intake_read import read_all, read_error, write
+
+GiB_MB = 1024
+CORPUS = Path(__file__).with_name("corpus")
+CHILD = """
+import json, resource, sys
+from campaigns.errors import InputFileError
+from campaigns.intake.read import read_recipients
+try:
+    rows = sum(len(chunk.frame) for chunk in read_recipients(sys.argv[1]).chunks)
+    said = None
+except InputFileError as exc:
+    rows, said = 0, str(exc)
+print(json.dumps({"said": said, "rows": rows,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def read_in_child(path: Path) -> dict:
+    """Read ``path`` in a child process: its refusal (or None), rows read and peak RSS in MB."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a guard against a hang, not a speed goal
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+REFUSALS = {
+    "one-cell-bomb.xlsx": "unpacks to 229 times its size; the limit for compression ratio",
+    "long-cell.xlsx": "the limit for cell length is 32,767 characters",
+    "shared-strings-bomb.xlsx": "the limit for shared strings is 5,000,000 strings",
+    "wide-header.xlsx": "a row reaches column 16,385; the limit for columns is 16,384 columns",
+    "lying-sizes.xlsx": "the workbook is damaged (Bad CRC-32",
+    "repeated-cells.ods": "the limit for cells of a .xls or .ods sheet is 8,000,000 cells",
+    "wide.csv": "the header row has 16,386 columns; the limit for columns is 16,384 columns",
+    "giant-cell.csv": "a row is longer than 262,144 bytes",
+    "long-cell.csv": "row 3 has a cell of 40,000 characters; the limit for cell length is 32,767",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSALS))
+def test_hostile_file_is_refused_in_one_line_with_bounded_memory(tmp_path: Path, name: str) -> None:
+    result = read_in_child(hostile.HOSTILE[name](tmp_path / name))
+    said = result["said"]
+    assert said is not None and "\n" not in said
+    assert said.startswith(f"{name}: ")
+    assert REFUSALS[name] in said
+    assert result["rss_mb"] < GiB_MB
+
+
+def test_sparse_span_is_streamed_not_allocated(tmp_path: Path) -> None:
+    """calamine would ask for 17 billion cells and abort the process; openpyxl streams it."""
+    result = read_in_child(hostile.sparse_span(tmp_path / "sparse.xlsx"))
+    assert result["said"] is None
+    assert result["rows"] == 1  # row 1,048,576, with its value at XFD
+    assert result["rss_mb"] < GiB_MB
+
+
+def test_fifo_and_folder_are_refused_without_waiting(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.csv")
+    assert "is not a regular file" in read_error(tmp_path / "pipe.csv")
+    os.mkfifo(tmp_path / "pipe.xlsx")
+    assert "is not a regular file" in read_error(tmp_path / "pipe.xlsx")
+    (tmp_path / "folder.xlsx").mkdir()
+    assert "is a folder" in read_error(tmp_path / "folder.xlsx")
+
+
+def test_csv_header_of_any_length_up_to_the_column_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A header past the 8 KB sniffing sample was cut at 456 of 2,001 columns."""
+    names = [f"第{i}列备注说明" for i in range(2_000)]
+    header = ",".join(["手机号", *names])
+    rows = ",".join(["13800138000", *(str(i) for i in range(2_000))])
+    result = read_all(write(tmp_path, "wide.csv", f"{header}\n{rows}\n"))
+    assert len(header.encode()) > 8192
+    assert result.frame.columns.tolist() == ["手机号", *names]
+    assert result.frame.iloc[0, -1] == "1999"
+    monkeypatch.setattr(read, "MAX_COLUMNS", 2_001)  # the limit's edge, without 16,384 columns
+    assert len(read_all(tmp_path / "wide.csv").frame.columns) == 2_001
+    assert "2,002 columns" in read_error(hostile.wide_csv(tmp_path / "over.csv", columns=2_001))
+
+
+def test_wide_files_come_in_chunks_of_bounded_cells(tmp_path: Path) -> None:
+    header = ",".join(["phone", *(f"c{i}" for i in range(999))])
+    lines = [",".join(["13800138000", *("x" * 999)]) for _ in range(450)]
+    chunks = list(read_recipients(write(tmp_path, "w.csv", "\n".join([header, *lines]))).chunks)
+    sizes = [len(chunk.frame) for chunk in chunks]  # 200 rows asked, whole pyarrow batches
+    assert sum(sizes) == 450 and len(sizes) > 1 and max(sizes) < 400
+
+
+def test_declared_sizes_are_checked_before_unpacking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = hostile.xlsx(tmp_path / "big.xlsx", [b'<row r="1"><c r="A1"><v>1</v></c></row>'])
+    monkeypatch.setattr(archive, "MAX_UNCOMPRESSED_BYTES", 1000)
+    assert "declare" in read_error(path) and "unpacked size is 1,000 bytes" in read_error(path)
+    monkeypatch.undo()
+    dense = tmp_path / "dense.xlsx"
+    with zipfile.ZipFile(dense, "w", zipfile.ZIP_DEFLATED) as packed:
+        packed.writestr("xl/media/blank.bin", b"\x00" * (8 << 20))
+    assert "the limit for compression ratio is 200 times" in read_error(dense)
+
+
+def test_xls_from_wps_reads_as_text() -> None:
+    result = read_all(CORPUS / "wps-list.xls", sheet="名单")
+    assert result.frame.to_dict("list") == {
+        "手机号": ["13800138000", "139 0013 9000", "15000150000"],
+        "姓名": ["张三", "李四", "王五"],
+        "订单号": ["0012", "DD202611270002", "7"],
+    }
+    assert result.row_numbers.tolist() == [2, 3, 5]
+    assert "sheets: 说明, 名单" in read_error(CORPUS / "wps-list.xls", sheet="x")
+
+
+def test_ods_reads_as_text(tmp_path: Path) -> None:
+    number = (
+        '<table:table-row><table:table-cell office:value-type="float" office:value="13800138000">'
+        "<text:p>13800138000</text:p></table:table-cell>"
+        '<table:table-cell office:value-type="string"><text:p>张三</text:p></table:table-cell>'
+        '<table:table-cell table:number-columns-repeated="1022"/></table:table-row>'
+        '<table:table-row table:number-rows-repeated="1048574">'
+        '<table:table-cell table:number-columns-repeated="1024"/></table:table-row>'
+    )
+    path = hostile.ods(tmp_path / "list.ods", hostile.ods_row("手机号", "姓名") + number)
+    result = read_all(path)
+    assert result.frame.to_dict("list") == {"手机号": ["13800138000"], "姓名": ["张三"]}
+    assert result.source == "list.ods"
+
+
+def test_a_sheet_that_starts_right_of_column_a_keeps_its_columns(tmp_path: Path) -> None:
+    book = Workbook()
+    book.active["B1"], book.active["C1"] = "手机号", "姓名"
+    book.active["B2"], book.active["C2"] = 13800138000, "张三"
+    book.save(tmp_path / "b.xlsx")
+    result = read_all(tmp_path / "b.xlsx")
+    assert result.frame.columns.tolist() == ["column 1", "手机号", "姓名"]
+    assert result.frame["手机号"].tolist() == ["13800138000"]
+
+
+def test_large_workbooks_stream_through_openpyxl_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "recipients.xlsx"
+    by_calamine = read_all(sample)
+    monkeypatch.setattr(spreadsheets, "MAX_LOADED_CELLS", 0)
+    by_openpyxl = read_all(sample)
+    assert by_openpyxl.frame.equals(by_calamine.frame)
+    assert by_openpyxl.row_numbers.tolist() == by_calamine.row_numbers.tolist()
