@@ -6,9 +6,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 
 def wait_for(probe: Callable[[], Any], timeout: float = 3.0) -> Any:
@@ -31,3 +34,25 @@ def sandbox_command(*options: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for serving HTTPS on 127.0.0.1 with a certificate from a test CA."""
+
+    ca: Path
+    chain: Path
+    key: Path
+    combined: Path  # the key and the chain in one file
+
+
+def write_tls_files(folder: Path) -> TlsFiles:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = TlsFiles(*(folder / f"{name}.pem" for name in ("ca", "chain", "key", "combined")))
+    ca.cert_pem.write_to_path(str(files.ca))
+    for blob in cert.cert_chain_pems:
+        blob.write_to_path(str(files.chain), append=True)
+    cert.private_key_pem.write_to_path(str(files.key))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(files.combined))
+    return files

@@ -17,7 +17,7 @@ import requests
 
 from campaigns.provider.sandbox import UNKNOWN_REPLIES, Sandbox, SandboxConfig
 from campaigns.provider.sandbox.config import SHANGHAI
-from tests.sandbox_support import sandbox_command, wait_for
+from tests.sandbox_support import TlsFiles, sandbox_command, wait_for, write_tls_files
 
 SEND = "/sms/send.do"
 SEND_V2 = "/sms/v2/send.do"
@@ -32,18 +32,38 @@ def ledger_path(tmp_path: Path) -> Path:
     return tmp_path / "ledger.jsonl"
 
 
-@pytest.fixture
-def sandbox(ledger_path: Path) -> Iterator[Sandbox]:
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return write_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+# The CA file to verify each HTTPS sandbox's certificate with, by base URL.
+CA_FOR_URL: dict[str, str] = {}
+
+
+@pytest.fixture(params=["http", "https"])
+def sandbox(
+    request: pytest.FixtureRequest, ledger_path: Path, tls_files: TlsFiles
+) -> Iterator[Sandbox]:
+    """Every test that takes this fixture runs over plain HTTP and over HTTPS."""
     config = SandboxConfig(
         ledger=str(ledger_path), delivery_delay_s=0.2, seed=7, undelivered_share=0.0
     )
+    if request.param == "https":
+        config.tls_cert, config.tls_key = str(tls_files.chain), str(tls_files.key)
     with Sandbox(config) as sb:
+        assert sb.url.startswith(f"{request.param}://")
+        CA_FOR_URL[sb.url] = str(tls_files.ca)
         yield sb
+
+
+def verify(sb: Sandbox) -> str | bool:
+    return CA_FOR_URL.get(sb.url, True)
 
 
 def call(sb: Sandbox, path: str, timeout: float = 5, **fields: str) -> requests.Response:
     form = {"appId": sb.config.app_id, "appSecret": sb.config.app_secret, **fields}
-    return requests.post(sb.url + path, data=form, timeout=timeout)
+    return requests.post(sb.url + path, data=form, timeout=timeout, verify=verify(sb))
 
 
 def send(sb: Sandbox, number: str = NUMBER, message: str = TEXT, **fields: str) -> dict[str, Any]:
@@ -94,10 +114,13 @@ def test_credentials_are_checked_and_secret_never_echoed(
     secret = sandbox.config.app_secret
     url = sandbox.url + SEND
     fields = {"number": NUMBER, "message": TEXT, "messageId": "m-1"}
-    wrong_id = requests.post(url, data={"appId": "nope", "appSecret": secret, **fields}).json()
-    no_id = requests.post(url, data={"appSecret": secret, **fields}).json()
-    wrong_secret = requests.post(url, data={"appId": "demo-app", "appSecret": "x", **fields})
-    assert wrong_id == no_id == {"code": 105, "data": "appId错误或应用不存在"}
+    ca = verify(sandbox)
+    wrong_id = requests.post(url, data={"appId": "nope", "appSecret": secret, **fields}, verify=ca)
+    no_id = requests.post(url, data={"appSecret": secret, **fields}, verify=ca)
+    wrong_secret = requests.post(
+        url, data={"appId": "demo-app", "appSecret": "x", **fields}, verify=ca
+    )
+    assert wrong_id.json() == no_id.json() == {"code": 105, "data": "appId错误或应用不存在"}
     assert wrong_secret.json()["code"] == 110
     replies = {
         path: call(sandbox, path, number=NUMBER, message=TEXT, messageId="m-1")
@@ -380,7 +403,7 @@ def test_unknown_path_is_404_and_get_is_405(sandbox: Sandbox) -> None:
     missing = call(sandbox, "/nope.do")
     assert missing.status_code == 404
     assert missing.headers["Content-Type"].startswith("text/html")
-    assert requests.get(sandbox.url + SEND, timeout=5).status_code == 405
+    assert requests.get(sandbox.url + SEND, timeout=5, verify=verify(sandbox)).status_code == 405
 
 
 def test_port_zero_picks_distinct_free_ports() -> None:
@@ -394,7 +417,8 @@ def test_keep_alive_and_counters(sandbox: Sandbox) -> None:
     with requests.Session() as session:
         form = {"appId": "demo-app", "appSecret": "demo-secret", "number": NUMBER, "message": TEXT}
         for _ in range(3):
-            assert session.post(sandbox.url + SEND, data=form, timeout=5).json()["code"] == 0
+            reply = session.post(sandbox.url + SEND, data=form, timeout=5, verify=verify(sandbox))
+            assert reply.json()["code"] == 0
     assert call(sandbox, BALANCE).json() == {"code": 0, "data": 1_000_000 - 3}
     assert sandbox.request_count(SEND) == 3
     assert sandbox.request_count(BALANCE) == 1
@@ -402,15 +426,16 @@ def test_keep_alive_and_counters(sandbox: Sandbox) -> None:
     assert len(times) == 3 and times == sorted(times)
 
 
-def test_stop_cuts_keep_alive_connections() -> None:
-    sb = Sandbox(SandboxConfig()).start()
+def test_stop_cuts_keep_alive_connections(sandbox: Sandbox) -> None:
+    sb = sandbox
     with requests.Session() as session:
         form = {"appId": "demo-app", "appSecret": "demo-secret"}
-        assert session.post(sb.url + BALANCE, data=form, timeout=5).json()["code"] == 0
+        ca = verify(sb)
+        assert session.post(sb.url + BALANCE, data=form, timeout=5, verify=ca).json()["code"] == 0
         url = sb.url
         sb.stop()
         with pytest.raises(requests.ConnectionError):
-            session.post(url + BALANCE, data=form, timeout=5)
+            session.post(url + BALANCE, data=form, timeout=5, verify=ca)
 
 
 def test_concurrent_requests_are_not_serialised(sandbox: Sandbox) -> None:

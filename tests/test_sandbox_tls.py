@@ -14,10 +14,9 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-import trustme
 
 from campaigns.provider.sandbox import Sandbox, SandboxConfig
-from tests.sandbox_support import sandbox_command, wait_for
+from tests.sandbox_support import TlsFiles, sandbox_command, wait_for, write_tls_files
 
 FORM = {"appId": "demo-app", "appSecret": "demo-secret"}
 BALANCE = "/account/balance.do"
@@ -26,36 +25,23 @@ FIND = "/smslog/findSmsByMessageId.do"
 FORM_TYPE = "application/x-www-form-urlencoded; charset=UTF-8"
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
+@pytest.fixture
+def pem_files(tmp_path: Path) -> TlsFiles:
+    return write_tls_files(tmp_path)
 
 
 @pytest.fixture
-def pem_files(ca: trustme.CA, tmp_path: Path) -> dict[str, Path]:
-    """The CA to trust, and the server's chain and key, as separate and combined PEM files."""
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    files = {name: tmp_path / f"{name}.pem" for name in ("ca", "chain", "key", "combined")}
-    ca.cert_pem.write_to_path(str(files["ca"]))
-    for blob in cert.cert_chain_pems:
-        blob.write_to_path(str(files["chain"]), append=True)
-    cert.private_key_pem.write_to_path(str(files["key"]))
-    cert.private_key_and_cert_chain_pem.write_to_path(str(files["combined"]))
-    return files
-
-
-@pytest.fixture
-def tls_sandbox(pem_files: dict[str, Path]) -> Iterator[Sandbox]:
-    config = SandboxConfig(tls_cert=str(pem_files["chain"]), tls_key=str(pem_files["key"]))
+def tls_sandbox(pem_files: TlsFiles) -> Iterator[Sandbox]:
+    config = SandboxConfig(tls_cert=str(pem_files.chain), tls_key=str(pem_files.key))
     with Sandbox(config) as sb:
         yield sb
 
 
 def test_serves_https_verified_against_the_test_ca(
-    tls_sandbox: Sandbox, pem_files: dict[str, Path]
+    tls_sandbox: Sandbox, pem_files: TlsFiles
 ) -> None:
     assert tls_sandbox.url == f"https://127.0.0.1:{tls_sandbox.port}"
-    verify = str(pem_files["ca"])
+    verify = str(pem_files.ca)
     with requests.Session() as session:
         balance = session.post(tls_sandbox.url + BALANCE, data=FORM, verify=verify, timeout=5)
         sent = session.post(
@@ -73,14 +59,14 @@ def test_serves_https_verified_against_the_test_ca(
     assert [entry["messageId"] for entry in tls_sandbox.ledger_entries()] == ["t-1"]
 
 
-def test_key_inside_the_certificate_file(pem_files: dict[str, Path]) -> None:
-    with Sandbox(SandboxConfig(tls_cert=str(pem_files["combined"]))) as sb:
-        reply = requests.post(sb.url + BALANCE, data=FORM, verify=str(pem_files["ca"]), timeout=5)
+def test_key_inside_the_certificate_file(pem_files: TlsFiles) -> None:
+    with Sandbox(SandboxConfig(tls_cert=str(pem_files.combined))) as sb:
+        reply = requests.post(sb.url + BALANCE, data=FORM, verify=str(pem_files.ca), timeout=5)
     assert reply.json()["code"] == 0
 
 
 def test_refused_handshakes_and_plain_http_leave_it_serving(
-    tls_sandbox: Sandbox, pem_files: dict[str, Path], capfd: pytest.CaptureFixture[str]
+    tls_sandbox: Sandbox, pem_files: TlsFiles, capfd: pytest.CaptureFixture[str]
 ) -> None:
     address = ("127.0.0.1", tls_sandbox.port)
     with socket.create_connection(address, timeout=5) as raw, pytest.raises(ssl.SSLError):
@@ -89,7 +75,7 @@ def test_refused_handshakes_and_plain_http_leave_it_serving(
         requests.post(tls_sandbox.url.replace("https", "http") + BALANCE, data=FORM, timeout=5)
     with socket.create_connection(address, timeout=5):
         pass  # connects and hangs up before the handshake
-    trusting = ssl.create_default_context(cafile=str(pem_files["ca"]))
+    trusting = ssl.create_default_context(cafile=str(pem_files.ca))
     conn = http.client.HTTPSConnection(*address, timeout=5, context=trusting)
     conn.request("POST", BALANCE, urlencode(FORM), {"Content-Type": FORM_TYPE})
     assert json.loads(conn.getresponse().read())["code"] == 0
@@ -100,24 +86,22 @@ def test_refused_handshakes_and_plain_http_leave_it_serving(
 
 
 def test_unloadable_certificate_is_a_one_line_value_error(
-    pem_files: dict[str, Path], tmp_path: Path
+    pem_files: TlsFiles, tmp_path: Path
 ) -> None:
     not_pem = tmp_path / "not.pem"
     not_pem.write_text("hello", encoding="utf-8")
     with pytest.raises(ValueError, match=r"cannot load a TLS certificate and key from .*not\.pem"):
         Sandbox(SandboxConfig(tls_cert=str(not_pem))).start()
     with pytest.raises(ValueError, match="needs its certificate"):
-        Sandbox(SandboxConfig(tls_key=str(pem_files["key"]))).start()
+        Sandbox(SandboxConfig(tls_key=str(pem_files.key))).start()
 
 
-def test_cli_serves_https_and_prints_an_https_url(pem_files: dict[str, Path]) -> None:
-    server = sandbox_command(
-        "--tls-cert", str(pem_files["chain"]), "--tls-key", str(pem_files["key"])
-    )
+def test_cli_serves_https_and_prints_an_https_url(pem_files: TlsFiles) -> None:
+    server = sandbox_command("--tls-cert", str(pem_files.chain), "--tls-key", str(pem_files.key))
     try:
         url = server.stdout.readline().strip() if server.stdout else ""
         assert url.startswith("https://127.0.0.1:")
-        reply = requests.post(url + BALANCE, data=FORM, verify=str(pem_files["ca"]), timeout=5)
+        reply = requests.post(url + BALANCE, data=FORM, verify=str(pem_files.ca), timeout=5)
         assert reply.content == b'{"code":0,"data":1000000}'
     finally:
         server.send_signal(signal.SIGINT)
