@@ -89,12 +89,15 @@ def _campaign_client(settings: Settings, store: Store, name: str, command: str) 
     """
     client = make_client(settings)
     if settings.insecure_tls:
+        from sqlalchemy import select
+
         from campaigns.store.models import Campaign
 
         note = f"{command} on {queries.utcnow():%Y-%m-%d} (UTC) ran with --insecure-tls: {INSECURE}"
         campaign_id = queries.campaign_by_name(store, name).id
         with store.session.begin() as session:
-            campaign = session.get(Campaign, campaign_id, with_for_update=True)
+            locked = select(Campaign).where(Campaign.id == campaign_id).with_for_update()
+            campaign = session.execute(locked).scalar_one()
             known = json.loads(campaign.warnings or "[]")
             if note not in known:
                 campaign.warnings = json.dumps([*known, note], ensure_ascii=False)

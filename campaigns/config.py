@@ -76,8 +76,12 @@ class Settings:
     insecure_tls: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.app_secret, Secret):
-            object.__setattr__(self, "app_secret", Secret(str(self.app_secret)))
+        object.__setattr__(self, "app_secret", self.secret(self.app_secret))
+
+    @staticmethod
+    def secret(value: str | Secret) -> Secret:
+        """The appSecret wrapped (once) so that it never prints."""
+        return value if isinstance(value, Secret) else Secret(str(value))
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

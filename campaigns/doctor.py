@@ -117,7 +117,7 @@ def resolve(report: DoctorReport, port: int) -> bool:
     except OSError as exc:
         report.problems.append(f"cannot resolve {report.host}: {exc.strerror or exc}")
         return False
-    report.addresses = sorted({info[4][0] for info in infos})
+    report.addresses = sorted({str(info[4][0]) for info in infos})
     return True
 
 

@@ -138,7 +138,7 @@ def reconcile_campaign(
     if campaign.started_at is None and not any(counts[s] for s in (SENT, DELIVERED, UNDELIVERED)):
         progress.nothing_sent = True
         return progress
-    limiter = RateLimiter(rate, burst=5) if rate else Unlimited()
+    limiter = RateLimiter(rate) if rate else Unlimited()
 
     def look_up(item: tuple[int, str, datetime | None]) -> _Answer:
         limiter.acquire()

@@ -182,3 +182,8 @@ def test_a_lookup_that_keeps_failing_past_expiry_ends_expired(settings, double, 
     finally:
         store.close()
     assert api.status(settings, "c").by_state["expired"] == 1
+
+
+def test_a_lookup_rate_is_accepted(settings, double, tmp_path):
+    sent_campaign(settings, tmp_path, valid_phones(3))
+    assert api.reconcile(settings, "c", rate=200.0).delivered == 3  # `burst` crashed it before

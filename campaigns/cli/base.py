@@ -189,7 +189,7 @@ def cli(
         db_url=db,
         api_url=api_url,
         app_id=app_id,
-        app_secret=app_secret,  # type: ignore[arg-type]  (Settings wraps it in a Secret)
+        app_secret=Settings.secret(app_secret),
         read_timeout=read_timeout,
         lookup_wait=lookup_wait,
         ca_bundle=ca_bundle or None,

@@ -130,7 +130,7 @@ class CheckedHTTPSConnection(HTTPSConnection):
         host = (self.server_hostname or self._tunnel_host or self.host).rstrip(".")
         cert = self.sock.getpeercert() or {}  # type: ignore[union-attr]
         if not name_matches(cert, host):
-            self.sock.close()  # type: ignore[union-attr]
+            self.sock.close()
             raise NameMismatch(host, certificate_names(cert))
 
 
