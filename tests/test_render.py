@@ -56,9 +56,64 @@ def test_missing_values_count_as_empty() -> None:
     assert reason.tolist() == ["", "empty_field:a"]
 
 
-def test_unknown_placeholder_lists_the_columns() -> None:
-    with pytest.raises(UserError, match=r"\{名字\}, \{城市\}.*columns: 姓名, 订单号"):
-        render("您好{名字}{姓名}{城市}", FRAME)
+def test_unknown_placeholder_suggests_the_closest_column() -> None:
+    with pytest.raises(UserError) as caught:
+        render("您好{名字}{姓名}{城市}{ 订单号 }", FRAME)
+    assert str(caught.value) == (
+        "the template uses {名字} (did you mean {姓名}?), {城市}, { 订单号 } (did you mean"
+        " {订单号}?), not columns of the file; columns: 姓名, 订单号"
+    )
+    with pytest.raises(UserError) as caught:
+        check_placeholders("{phone}", ["Phone", "name"], "a.csv")
+    assert str(caught.value) == (
+        "a.csv: the template uses {phone} (did you mean {Phone}?), not a column of the file;"
+        " columns: Phone, name"
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        (
+            "【店】您的订单}已发货",
+            'the template has a "}" with no "{" before it at character 8 (after "【店】您的订单");'
+            " write }} for a literal }",
+        ),
+        (
+            "}开头",
+            'the template has a "}" with no "{" before it at character 1; write }} for a literal }',
+        ),
+        (
+            "{{姓名}",
+            'the template has a "}" with no "{" before it at character 5 (after "{{姓名");'
+            " write }} for a literal }",
+        ),
+        (
+            "尊敬的{姓名您好",
+            'the template has a "{" that is never closed at character 4 (before "姓名您好");'
+            " write {{ for a literal {",
+        ),
+        (
+            "{a{姓名}",
+            'the template has a "{" that is never closed at character 1 (before "a{姓名}");'
+            " write {{ for a literal {",
+        ),
+        (
+            "【店】｛姓名｝您好",
+            "the template writes ｛姓名｝ with full-width braces at character 4, which would be"
+            " sent as they are; a placeholder takes ASCII braces: write {姓名}",
+        ),
+    ],
+)
+def test_brace_mistakes_point_at_the_character(template: str, message: str) -> None:
+    with pytest.raises(UserError) as caught:
+        render(template, FRAME)
+    assert str(caught.value) == message
+
+
+def test_escaped_and_lone_full_width_braces_are_text() -> None:
+    content, _ = render("{{注意}}｛ {姓名}", FRAME.head(1))
+    assert content.tolist() == ["{注意}｛ 张三"]
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import re
 import shlex
 import stat
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -520,7 +520,7 @@ def _phone_column(columns: list[str], wanted: str | None, where: str) -> str:
 
     When there is no single one, the message gives the ``--phone-column`` option to type.
     """
-    found = _listed(columns)
+    found = listed_columns(columns)
     if wanted is not None:
         exact = [c for c in columns if c == wanted]
         matches = exact or [c for c in columns if _key(c) == _key(wanted)]
@@ -550,7 +550,7 @@ def phone_column_option(header: str) -> str:
     )
 
 
-def _listed(columns: list[str]) -> str:
+def listed_columns(columns: Sequence[str]) -> str:
     """The columns for a one-line message: the first few of a wide file, and how many."""
     shown = ", ".join(columns[:_COLUMNS_SHOWN])
     more = len(columns) - _COLUMNS_SHOWN

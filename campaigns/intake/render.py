@@ -7,6 +7,7 @@ million rows.  Lengths are counted in UTF-16 code units, as the provider counts 
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from campaigns.errors import UserError
+from campaigns.intake.read import listed_columns
 from campaigns.reasons import MAX_LENGTH as MAX_LENGTH  # re-exported
 from campaigns.reasons import RENDER_REASONS
 
@@ -46,6 +48,7 @@ _OPT_OUT = re.compile(r"退订|回T", re.IGNORECASE)  # 回T also covers 回TD
 # What a carrier's filter sees past: the signature, spaces, punctuation and symbols (RE2 classes).
 _NOT_CONTENT = r"【[^【】]*】|[\p{Z}\s\p{P}\p{S}]"
 _GREETINGS = ("你好", "您好", "hi", "hello", "")  # "" is a signature and nothing else
+_FULL_WIDTH = re.compile("｛([^｛｝{}]*)｝")  # what a Chinese keyboard types for { and }
 
 
 def load_template(message: str | None, template_file: str | Path | None) -> str:
@@ -75,15 +78,25 @@ def placeholders(template: str) -> list[str]:
 
 def check_placeholders(template: str, columns: Sequence[str], where: str = "") -> None:
     """Raise UserError (naming the file ``where``) when a placeholder names no column, so that a
-    typo fails before anything is rendered or stored."""
-    missing = [name for name in placeholders(template) if name not in columns]
+    typo fails before anything is rendered or stored; suggest the closest column."""
+    names = [str(column) for column in columns]
+    missing = [name for name in placeholders(template) if name not in names]
     if missing:
-        unknown = ", ".join(f"{{{name}}}" for name in missing)
+        unknown = ", ".join(f"{{{name}}}{_suggestion(name, names)}" for name in missing)
+        what = "not a column" if len(missing) == 1 else "not columns"
         prefix = f"{where}: " if where else ""
         raise UserError(
-            f"{prefix}the template uses {unknown}, not columns of the file;"
-            f" columns: {', '.join(map(str, columns))}"
+            f"{prefix}the template uses {unknown}, {what} of the file;"
+            f" columns: {listed_columns(names)}"
         )
+
+
+def _suggestion(name: str, columns: list[str]) -> str:
+    """ " (did you mean {姓名}?)" for the column ``name`` most likely meant, else ""."""
+    folded = {"".join(column.split()).lower(): column for column in columns}
+    same = folded.get("".join(name.split()).lower())
+    close = [same] if same else difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
+    return f" (did you mean {{{close[0]}}}?)" if close else ""
 
 
 def render(template: str, frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -171,14 +184,48 @@ def _parts(template: str) -> list[tuple[str, str | None]]:
     """(literal text, column name or None) pairs; "{{" and "}}" are literal braces."""
     if not template.strip():
         raise UserError("the message template is empty")
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise UserError(
-            f"the template has unbalanced braces ({exc}); write {{{{ for a literal {{"
-        ) from None
+    _check_braces(template)
+    parsed = list(string.Formatter().parse(template))
     for _, name, spec, conversion in parsed:
         if name == "" or spec or conversion:
             bad = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
             raise UserError(f"placeholder {{{bad}}} must be a bare column name, like {{姓名}}")
     return [(literal, name) for literal, name, _, _ in parsed]
+
+
+def _check_braces(template: str) -> None:
+    """Refuse full-width braces around a name and braces that do not pair, pointing at the
+    character (counted from 1) and giving the escape that was probably meant."""
+    wide = _FULL_WIDTH.search(template)
+    if wide:
+        raise UserError(
+            f"the template writes {wide.group()} with full-width braces at character"
+            f" {wide.start() + 1}, which would be sent as they are; a placeholder takes ASCII"
+            f" braces: write {{{wide.group(1)}}}"
+        )
+    position = 0
+    while position < len(template):
+        if template.startswith(("{{", "}}"), position):
+            position += 2
+        elif template[position] == "}":
+            raise UserError(
+                f'the template has a "}}" with no "{{" before it at character {position + 1}'
+                f"{_context('after', template[max(position - 8, 0) : position])};"
+                " write }} for a literal }"
+            )
+        elif template[position] == "{":
+            close = template.find("}", position)
+            if close == -1 or "{" in template[position + 1 : close]:
+                raise UserError(
+                    f'the template has a "{{" that is never closed at character {position + 1}'
+                    f"{_context('before', template[position + 1 : position + 9])};"
+                    " write {{ for a literal {"
+                )
+            position = close + 1
+        else:
+            position += 1
+
+
+def _context(side: str, text: str) -> str:
+    """' (after "您的订单")': the text beside a stray brace, so that it can be found."""
+    return f' ({side} "{text}")' if text else ""
