@@ -69,6 +69,7 @@ class ImportSummary:
 
     campaign: str
     source: str  # the file name
+    phone_column: str = ""  # the header of the column the phone numbers were read from
     rows: int = 0  # data rows read (blank rows are skipped)
     accepted: int = 0
     rejected: dict[str, int] = field(default_factory=dict)  # reason code -> rows, most first
@@ -130,6 +131,7 @@ def import_file(
     summary = ImportSummary(
         campaign=campaign,
         source=recipients.source,
+        phone_column=recipients.phone_column,
         dry_run=dry_run,
         warnings=template_warnings(template, marketing=marketing),
     )

@@ -434,3 +434,22 @@ def test_statements_fit_an_old_sqlite_parameter_limit(
         store, write_csv(tmp_path / "a.csv", numbered(1234)), campaign="c", message=MESSAGE
     )
     assert summary.accepted == len(messages(store)) == 1234
+
+
+def test_summary_names_the_phone_column(store: Store, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "a.csv", [("13800138000", "张三")], header="联系电话,姓名")
+    assert import_file(store, path, campaign="c", message=MESSAGE).phone_column == "联系电话"
+
+
+def test_two_phone_columns_give_the_option_to_choose(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "two.csv"
+    path.write_text("手机号,联系 电话,姓名\n13800138000,13900139000,张三\n", encoding="utf-8")
+    with pytest.raises(InputFileError) as caught:
+        import_file(store, path, campaign="c", message=MESSAGE)
+    assert str(caught.value) == (
+        "two.csv: several columns look like phone numbers (手机号, 联系 电话); choose one with"
+        ' --phone-column "手机号" or --phone-column "联系 电话"'
+    )
+    chosen = import_file(store, path, campaign="c", message=MESSAGE, phone_column="联系 电话")
+    assert (chosen.phone_column, chosen.accepted) == ("联系 电话", 1)
+    assert messages(store)["phone"].tolist() == ["13900139000"]
