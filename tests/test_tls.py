@@ -8,6 +8,8 @@ must have read no request body: the appSecret never left.
 from __future__ import annotations
 
 import logging
+import select
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -242,3 +244,60 @@ def test_clear_text_to_a_remote_host_warns(caplog):
         assert caplog.text == ""
         client("http://sms.zhenzikj.com", None)
     assert "clear text" in caplog.text
+
+
+class _ConnectProxy(BaseHTTPRequestHandler):
+    """A CONNECT-only proxy: opens the tunnel (test names resolve to loopback) and pipes bytes."""
+
+    def do_CONNECT(self) -> None:
+        host, port = self.path.rsplit(":", 1)
+        self.server.tunnels.append(host)  # type: ignore[attr-defined]
+        upstream = socket.create_connection(("127.0.0.1", int(port)))
+        self.send_response(200)
+        self.end_headers()
+        sockets = [self.connection, upstream]
+        while True:
+            readable, _, _ = select.select(sockets, [], [], 5)
+            if not readable:
+                break
+            for sock in readable:
+                data = sock.recv(65536)
+                if not data:
+                    upstream.close()
+                    return
+                (upstream if sock is self.connection else self.connection).sendall(data)
+        upstream.close()
+
+    def log_message(self, *args) -> None:
+        """Silent."""
+
+
+@pytest.mark.parametrize(("served", "refused"), [("*.zhenzi.test", False), ("*.other.test", True)])
+def test_the_name_check_holds_through_a_proxy_tunnel(
+    certs, underscore_host, monkeypatch, served, refused
+):
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ConnectProxy)
+    proxy.tunnels = []  # type: ignore[attr-defined]
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    try:
+        with RealDouble(CONFIG, certs.server_context(served)) as double:
+            sms = client(double.url(underscore_host), certs.bundle)
+            if refused:
+                with pytest.raises(TlsError, match="name mismatch"):
+                    sms.balance()
+                assert double.bodies == []
+            else:
+                assert sms.balance() == CONFIG.balance
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert proxy.tunnels == [underscore_host]  # the request really went through the proxy
+
+
+def test_a_socks_proxy_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:9")
+    # Refused by requests itself without PySocks, by us with it: never a request that checks
+    # no name.
+    with pytest.raises(UserError, match="SOCKS|only http:// and https:// proxies"):
+        client("https://sms.zhenzikj.com", None).balance()

@@ -339,7 +339,10 @@ class ZhenziClient:
             | requests.exceptions.MissingSchema
             | requests.exceptions.InvalidSchema,
         ):
-            return UserError(f"--api-url {self.api_url!r} is not a usable URL ({exc})")
+            return UserError(
+                f"no request can be made to {self.api_url!r} ({exc}); "
+                "check --api-url and the HTTPS_PROXY / HTTP_PROXY variables"
+            )
         return ConnectionProblem(f"the request to {self.host} failed: {type(exc).__name__}: {exc}")
 
     @staticmethod

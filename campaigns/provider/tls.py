@@ -20,6 +20,7 @@ from typing import Any
 
 import certifi
 from requests.adapters import HTTPAdapter
+from urllib3 import ProxyManager
 from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.ssl_match_hostname import CertificateError
@@ -138,6 +139,9 @@ class _CheckedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = CheckedHTTPSConnection
 
 
+_CHECKED_POOLS = {"http": HTTPConnectionPool, "https": _CheckedHTTPSPool}
+
+
 class ProviderAdapter(HTTPAdapter):
     """A requests adapter whose HTTPS connections use our context and our name check only.
 
@@ -152,10 +156,16 @@ class ProviderAdapter(HTTPAdapter):
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kw) -> None:
         super().init_poolmanager(connections, maxsize, block, **kw)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": HTTPConnectionPool,
-            "https": _CheckedHTTPSPool,
-        }
+        self.poolmanager.pool_classes_by_scheme = _CHECKED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """Through an HTTP(S) proxy's tunnel, the same check; a SOCKS proxy is refused, as its
+        pools would check no name at all with ``assert_hostname=False``."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not isinstance(manager, ProxyManager):
+            raise UserError(f"proxy {proxy}: only http:// and https:// proxies are supported")
+        manager.pool_classes_by_scheme = _CHECKED_POOLS
+        return manager
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, _ = super().build_connection_pool_key_attributes(request, verify, cert)
