@@ -17,7 +17,7 @@ import requests
 
 from campaigns.provider.sandbox import UNKNOWN_REPLIES, Sandbox, SandboxConfig
 from campaigns.provider.sandbox.config import SHANGHAI
-from tests.sandbox_support import TlsFiles, sandbox_command, wait_for, write_tls_files
+from tests.support.sandbox import TlsFiles, sandbox_command, wait_for, write_tls_files
 
 SEND = "/sms/send.do"
 SEND_V2 = "/sms/v2/send.do"

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from campaigns.provider.sandbox import Sandbox, SandboxConfig
-from tests.sandbox_support import wait_for
+from tests.support.sandbox import wait_for
 
 BALANCE = "/account/balance.do"
 SEND = "/sms/send.do"

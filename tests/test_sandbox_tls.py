@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from campaigns.provider.sandbox import Sandbox, SandboxConfig
-from tests.sandbox_support import TlsFiles, sandbox_command, wait_for, write_tls_files
+from tests.support.sandbox import TlsFiles, sandbox_command, wait_for, write_tls_files
 
 FORM = {"appId": "demo-app", "appSecret": "demo-secret"}
 BALANCE = "/account/balance.do"
