@@ -17,7 +17,6 @@ Two ids are made later, and only here:
 
 from __future__ import annotations
 
-import secrets
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,6 +26,8 @@ _RETRY = "-r"
 
 
 def new_campaign_token() -> str:
+    import secrets  # here: it loads hashlib (~3 ms), which only import needs
+
     return secrets.token_hex(6)
 
 

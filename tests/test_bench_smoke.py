@@ -45,3 +45,32 @@ def test_benchmark_smoke_run(name: str, tmp_path: Path) -> None:
     assert figures["goals"], "every benchmark states its goals"
     for item in figures["goals"]:
         assert {"goal", "value", "op", "target", "met"} <= item.keys()
+
+
+def test_importing_the_benchmarks_does_nothing(tmp_path: Path) -> None:
+    """No folder made, no signal disposition changed, nothing put on sys.path, even with a
+    snapshot root set: a benchmark does that when it runs (``bench._common.prepare``)."""
+    copy = tmp_path / "bench"
+    copy.mkdir()
+    for module in (ROOT / "bench").glob("*.py"):
+        (copy / module.name).write_bytes(module.read_bytes())
+    modules = sorted(f"bench.{p.stem}" for p in copy.glob("*.py") if p.stem != "__init__")
+    code = (
+        "import importlib, signal, sys\n"
+        "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+        "path = list(sys.path)\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "assert sys.path == path, set(sys.path) - set(path)\n"
+        "assert signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": f"{tmp_path}:{ROOT}",
+        "BENCH_CAMPAIGNS_ROOT": str(tmp_path / "snapshot"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (copy / ".cache").exists()

@@ -5,6 +5,7 @@
     send_queries      claims, leases, the shared rate bucket, screening, reconcile's pages
     outcomes          Outcome and the one batched write of outcomes (send and reconcile)
     control_queries   cancel, suppression list, retry, test sends
+    report_queries    what a report reads
 
 The names below are re-exported for the callers that still reach them through this module.
 """
