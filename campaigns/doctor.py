@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from campaigns.config import Settings
 from campaigns.errors import CampaignsError, ProviderError, Transient
-from campaigns.provider.client import SmsRecord, ZhenziClient
+from campaigns.provider.client import SmsRecord, ZhenziClient, delivery_of
 from campaigns.provider.tls import (
     NameMismatch,
     certificate_names,
@@ -44,6 +44,12 @@ VISIBILITY_LIMIT = 120.0
 MARGIN_FACTOR = 1.5
 MARGIN_S = 1.0
 REDACTED = "<redacted>"
+# What reconcile makes of a status text (see DELIVERED_TEXTS / UNDELIVERED_TEXTS in the client).
+_MEANS = {
+    "delivered": "delivered",
+    "undelivered": "undelivered",
+    None: "not final: a text reconcile does not know",
+}
 
 
 @dataclass
@@ -74,7 +80,10 @@ class DoctorReport:
             "balance": self.balance,
             "test_message_id": self.test_message_id,
             "visibility_delay_s": self.visibility_delay_s,
-            "status_changes": [{"after_s": t, "status": s} for t, s in self.status_changes],
+            "status_changes": [
+                {"after_s": t, "status": s, "means": _MEANS[delivery_of(s)]}
+                for t, s in self.status_changes
+            ],
             "reply_times_s": self.reply_times_s,
             "recommended_lookup_wait_s": self.recommended_lookup_wait_s,
             "insecure_tls_needed": self.insecure_tls_needed,
@@ -265,13 +274,15 @@ def plain_words(report: DoctorReport, settings: Settings) -> list[str]:
             f"{tls['issuer']}; expires {tls['expires']}"
         )
     elif tls.get("used"):
-        lines.append(f"TLS: {tls['problem']}")
+        lines.append("TLS: the certificate did NOT pass the check (the problem is below)")
     elif tls:
         lines.append("TLS: not used (plain http): the appSecret travels in clear text")
     if report.balance is not None:
         lines.append(f"credentials: accepted; balance {report.balance} SMS")
     if report.visibility_delay_s is not None:
-        changes = ", ".join(f"{s!r} after {t:g} s" for t, s in report.status_changes)
+        changes = ", ".join(
+            f"{s!r} ({_MEANS[delivery_of(s)]}) after {t:g} s" for t, s in report.status_changes
+        )
         lines.append(
             f"test SMS {report.test_message_id}: visible to lookups "
             f"{report.visibility_delay_s:g} s after the send began; status: {changes}"
@@ -293,7 +304,10 @@ def plain_words(report: DoctorReport, settings: Settings) -> list[str]:
             + ")"
         )
     if report.insecure_tls_needed:
-        lines.append("  --insecure-tls is needed: the certificate fails the check (see above)")
+        lines.append(
+            "  --insecure-tls is the only way past this certificate; prefer fixing the cause "
+            "above (--ca-bundle when a corporate proxy re-signs TLS)"
+        )
     elif settings.insecure_tls:
         lines.append("  --insecure-tls is NOT needed: the certificate verifies; drop it")
     else:
