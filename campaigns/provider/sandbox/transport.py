@@ -172,12 +172,14 @@ class _Handler(BaseHTTPRequestHandler):
         if len(values) > 1:
             raise MalformedRequest("conflicting Content-Length headers")
         (value,) = values
-        if not _DIGITS.fullmatch(value):
-            raise MalformedRequest(f"Content-Length {value[:40]!r} is not a byte count")
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        length = _byte_count(value)
+        if length is None:
+            raise MalformedRequest(f"Content-Length {shown!r} is not a byte count")
         limit = self.server.provider.config.max_body_bytes
-        if int(value) > limit:
-            raise MalformedRequest(f"a body of {value} bytes is over the limit of {limit} bytes")
-        return int(value)
+        if length > limit:
+            raise MalformedRequest(f"a body of {shown} bytes is over the limit of {limit} bytes")
+        return length
 
     def _deliver(self, reply: Reply) -> None:
         config = self.server.provider.config
@@ -225,7 +227,14 @@ class _Handler(BaseHTTPRequestHandler):
             socket.socket.shutdown(self.connection, socket.SHUT_RDWR)
 
 
+def _byte_count(value: str) -> int | None:
+    """A plain decimal count, saturated at 10**18 (``int`` refuses over 4300 digits)."""
+    if not _DIGITS.fullmatch(value):
+        return None
+    digits = value.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else 10**18
+
+
 def _declared_length(value: str | None) -> int:
     """How many body bytes the client may still send: the declared count, if it is one."""
-    value = (value or "").strip()
-    return int(value) if _DIGITS.fullmatch(value) else 0
+    return _byte_count((value or "").strip()) or 0
