@@ -228,7 +228,9 @@ def test_v2_unknown_template_is_117(sandbox: Sandbox) -> None:
     assert send_v2(sandbox, template_id="9999")["code"] == 117
 
 
-@pytest.mark.parametrize("params", ["", "not json", '{"1": "a"}', "[1, 2]", '["1234"]'])
+@pytest.mark.parametrize(
+    "params", ["", "not json", '{"1": "a"}', "[1, 2]", '["1234"]', "[" * 5_000 + "]" * 5_000]
+)
 def test_v2_bad_params_are_100(sandbox: Sandbox, params: str) -> None:
     assert send_v2(sandbox, params=params)["code"] == 100
     assert sandbox.ledger_entries() == []

@@ -200,7 +200,7 @@ def _template_params(raw: str) -> list[str]:
         return []
     try:
         params = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # [[[[…]]]] nested past the parser's depth
         raise Refused(100) from None
     if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
         raise Refused(100)
