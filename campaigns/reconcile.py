@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from campaigns.errors import AccountBlocked, CampaignsError, Transient
+from campaigns.errors import CampaignsError, Transient
 from campaigns.provider.client import SmsRecord, ZhenziClient
 from campaigns.provider.codes import UNRECOGNISED_STATUS
 from campaigns.provider.ratelimit import RateLimiter, Unlimited
@@ -111,10 +111,6 @@ class _Answer:
     stop: Exception | None = None  # every other lookup would fail the same way
 
 
-# Failures no other message's lookup can escape: the account, TLS, the URL.
-_STOPS = (AccountBlocked, CampaignsError)
-
-
 def reconcile_campaign(
     store: Store,
     client: ZhenziClient,
@@ -146,7 +142,7 @@ def reconcile_campaign(
             return _Answer(item[0], client.find(item[1]))
         except Transient:
             return _Answer(item[0], failed=True)
-        except _STOPS as exc:
+        except CampaignsError as exc:  # the account, TLS, the URL: every lookup would fail
             return _Answer(item[0], failed=True, stop=exc)
         except Exception:  # a record nobody foresaw: this message waits, the others go on
             return _Answer(item[0], failed=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -67,6 +68,8 @@ def test_one_odd_answer_never_stops_the_run_nor_loses_the_others(settings, doubl
     assert status.unrecognised_statuses == {"已提交网关": 1}
     shown = CliRunner().invoke(cli, ["--db", settings.db_url, "status", "c"])
     assert "1 sent messages carry the unrecognised status '已提交网关'" in shown.output
+    as_json = CliRunner().invoke(cli, ["--db", settings.db_url, "status", "c", "--json"])
+    assert json.loads(as_json.stdout)["unrecognised_statuses"] == {"已提交网关": 1}
 
 
 def test_delivered_time_falls_back_to_the_records_create_time(settings, double, tmp_path):
