@@ -70,6 +70,11 @@ def report(
     if unknown:
         known = ", ".join(STATES)
         raise UserError(f"--state: unknown state {', '.join(unknown)} (states: {known})")
+    import pyarrow  # loaded by pandas already
+
+    # pandas' text columns live in pyarrow's pool; mimalloc's keeps every chunk's pages, while
+    # the system allocator gives them back, which keeps a 5M-row report under 400 MB.
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     with ExitStack() as stack:
         rows = api.report(
             settings,

@@ -7,6 +7,7 @@ latency second, whatever the campaign's size.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -166,23 +167,28 @@ def _receipts(connection: Connection, campaign_id: int) -> list[tuple[str, int]]
     return sorted(counts.items(), key=lambda item: -item[1])
 
 
+def _place(prefix: str | None) -> tuple[str, str]:
+    """(carrier, province) of a number's first digits; "" for rows without a number."""
+    if not prefix:
+        return "", ""
+    if prefix.startswith("+"):
+        return ABROAD, ABROAD
+    return carrier_of_prefix(prefix[:4]), province_of_prefix(prefix)
+
+
 def _prefix_breakdowns(connection: Connection, campaign_id: int) -> tuple[pd.DataFrame, ...]:
     """Delivery by carrier and by province, from counts per number prefix and state."""
-    found = pd.DataFrame(
-        report_queries.prefix_counts(connection, campaign_id), columns=["prefix", "state", "n"]
-    )
-    found["prefix"] = found["prefix"].fillna("")  # no number: no carrier, no province
-    places = {
-        prefix: ("", "") if not prefix
-        else (ABROAD, ABROAD) if prefix.startswith("+")
-        else (carrier_of_prefix(prefix[:4]), province_of_prefix(prefix))
-        for prefix in found["prefix"].unique()
-    }  # fmt: skip
-    found["carrier"] = found["prefix"].map(lambda prefix: places[prefix][0])
-    found["province"] = found["prefix"].map(lambda prefix: places[prefix][1])
+    carriers: Counter[tuple[str, str]] = Counter()
+    provinces: Counter[tuple[str, str]] = Counter()
+    for prefix, state, count in report_queries.prefix_counts(connection, campaign_id):
+        carrier, province = _place(prefix)
+        carriers[carrier, state] += count
+        provinces[province, state] += count
     return tuple(
-        breakdown_counts(found.pivot_table("n", by, "state", "sum", fill_value=0), order)
-        for by, order in (("carrier", CARRIERS), ("province", ()))
+        breakdown_counts(
+            pd.Series(counts).unstack(fill_value=0) if counts else pd.DataFrame(), order
+        )
+        for counts, order in ((carriers, CARRIERS), (provinces, ()))
     )
 
 

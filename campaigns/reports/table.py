@@ -38,15 +38,19 @@ def input_columns(fields: pd.Series) -> pd.DataFrame:
     """
     if fields.empty:
         return pd.DataFrame(index=fields.index)
-    lines = pa.array(fields.fillna("{}"), type=pa.large_string())
+    pool = pa.system_memory_pool()  # gives memory back between chunks; mimalloc's keeps it
+    lines = pa.array(fields.fillna("{}"), type=pa.large_string(), memory_pool=pool)
     one_list = pa.LargeListArray.from_arrays(pa.array([0, len(lines)], pa.int64()), lines)
-    document = pc.binary_join(one_list, pa.scalar("\n", pa.large_string()))[0].as_buffer()
-    parsed = pa_json.read_json(pa.BufferReader(document))
+    newline = pa.scalar("\n", pa.large_string())
+    document = pc.binary_join(one_list, newline, memory_pool=pool)[0].as_buffer()
+    parsed = pa_json.read_json(pa.BufferReader(document), memory_pool=pool)
     if not all(pa.types.is_string(t) or pa.types.is_null(t) for t in parsed.schema.types):
         as_text = pa.schema([(name, pa.string()) for name in parsed.column_names])
         options = pa_json.ParseOptions(explicit_schema=as_text)
-        parsed = pa_json.read_json(pa.BufferReader(document), parse_options=options)
-    table = parsed.to_pandas().astype("str").fillna("")
+        parsed = pa_json.read_json(
+            pa.BufferReader(document), parse_options=options, memory_pool=pool
+        )
+    table = parsed.to_pandas(memory_pool=pool).astype("str").fillna("")
     table.index = fields.index
     return table
 

@@ -98,7 +98,9 @@ def input_keys(connection: Connection, campaign_id: int) -> list[tuple[str, bool
     return [(key, not other and bool(filled)) for key, _, _, other, filled in ordered]
 
 
-def prefix_counts(connection: Connection, campaign_id: int) -> list[tuple[str | None, str, int]]:
+def prefix_counts(
+    connection: Connection, campaign_id: int
+) -> Iterator[tuple[str | None, str, int]]:
     """(first digits of the phone, state, messages) of accepted messages: carrier and province
     follow from the prefix, so a few thousand look-ups cover any number of messages."""
     prefix = func.substr(Message.phone, 1, PREFIX_DIGITS)
@@ -107,7 +109,7 @@ def prefix_counts(connection: Connection, campaign_id: int) -> list[tuple[str | 
         .where(Message.campaign_id == campaign_id, Message.state != INVALID)
         .group_by(prefix, Message.state)
     )
-    return [(first, state, count) for first, state, count in connection.execute(query)]
+    yield from connection.execute(query).tuples()
 
 
 def receipt_counts(
