@@ -7,6 +7,7 @@ must have read no request body: the appSecret never left.
 
 from __future__ import annotations
 
+import json
 import logging
 import select
 import socket
@@ -301,3 +302,23 @@ def test_a_socks_proxy_is_refused_in_one_line(monkeypatch):
     # no name.
     with pytest.raises(UserError, match="SOCKS|only http:// and https:// proxies"):
         client("https://sms.zhenzikj.com", None).balance()
+
+
+def test_a_send_refused_by_tls_sends_nothing_and_is_no_account_block(
+    certs, underscore_host, tmp_path
+):
+    path = tmp_path / "list.csv"
+    path.write_text("手机号\n13800138000\n13800138001\n", encoding="utf-8")
+    db = ["--db", f"sqlite:///{tmp_path / 'c.db'}"]
+    runner = CliRunner()
+    message = "【测试】您好,订单已发货"
+    assert runner.invoke(cli, [*db, "import", str(path), "-c", "c", "-m", message]).exit_code == 0
+    with RealDouble(CONFIG, certs.server_context("*.other.test")) as double:
+        base = [*db, "--api-url", double.url(underscore_host), "--app-id", CONFIG.app_id]
+        env = {"ZHENZI_APP_SECRET": CONFIG.app_secret, "ZHENZI_CA_BUNDLE": certs.bundle}
+        sent = runner.invoke(cli, [*base, "send", "c"], env=env)
+        status = runner.invoke(cli, [*db, "status", "c", "--json"])
+    assert double.bodies == [] and double.ledger == []
+    assert sent.exit_code == 1, sent.output
+    assert "name mismatch" in sent.output and "provider code" not in sent.output
+    assert json.loads(status.stdout)["by_state"]["pending"] == 2
