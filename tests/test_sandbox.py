@@ -229,7 +229,17 @@ def test_v2_unknown_template_is_117(sandbox: Sandbox) -> None:
 
 
 @pytest.mark.parametrize(
-    "params", ["", "not json", '{"1": "a"}', "[1, 2]", '["1234"]', "[" * 5_000 + "]" * 5_000]
+    "params",
+    [
+        "",
+        "not json",
+        '{"1": "a"}',
+        "[1, 2]",
+        '["1234"]',
+        "[" * 5_000 + "]" * 5_000,
+        '["\\ud800", "5"]',
+    ],
+    ids=["empty", "not-json", "object", "numbers", "too-few", "too-deep", "lone-surrogate"],
 )
 def test_v2_bad_params_are_100(sandbox: Sandbox, params: str) -> None:
     assert send_v2(sandbox, params=params)["code"] == 100

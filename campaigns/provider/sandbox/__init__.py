@@ -25,10 +25,11 @@ Checks, in this order
        wrong -> 110. The secret is never echoed: not in replies, logs or the ledger.
     2. Send fields: ``number`` must be a mainland mobile number, exactly ``1[3-9]`` and nine more
        ASCII digits, no spaces, no ``+86`` (else 100). v2 only: empty ``templateId`` -> 100,
-       unknown one -> 117; ``templateParams`` must be a JSON array of strings holding at least as
-       many items as the template's highest placeholder ``{n}`` (else 100; an empty or absent
-       field counts as ``[]``, as the SDKs send for a template without parameters); ``{n}`` is
-       replaced by the n-th item, extra items are ignored. The rendered text is then checked
+       unknown one -> 117; ``templateParams`` must be a JSON array of strings (valid Unicode:
+       a lone surrogate such as ``"\\ud800"`` is refused) holding at least as many items as
+       the template's highest placeholder ``{n}`` (else 100; an empty or absent field counts
+       as ``[]``, as the SDKs send for a template without parameters); ``{n}`` is replaced by
+       the n-th item, extra items are ignored. The rendered text is then checked
        like a plain ``message``: empty -> 100, longer than 1000 UTF-16 code units -> 101 (an
        emoji outside the BMP counts 2). Other fields (``clientIp``) are accepted and ignored.
     3. Injected faults (see below) 1000 and HTTP 502. Balance and lookup calls get them too,

@@ -202,6 +202,17 @@ def _template_params(raw: str) -> list[str]:
         params = json.loads(raw)
     except (ValueError, RecursionError):  # [[[[…]]]] nested past the parser's depth
         raise Refused(100) from None
-    if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+    if not isinstance(params, list) or not all(_is_text(p) for p in params):
         raise Refused(100)
     return params
+
+
+def _is_text(value: object) -> bool:
+    """A string that is valid Unicode: JSON's ``"\\ud800"`` decodes to a lone surrogate."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
