@@ -173,3 +173,15 @@ def test_large_workbooks_stream_through_openpyxl_with_the_same_result(
     by_openpyxl = read_all(sample)
     assert by_openpyxl.frame.equals(by_calamine.frame)
     assert by_openpyxl.row_numbers.tolist() == by_calamine.row_numbers.tolist()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("phone," + "x" * 40_000, "the header row has a cell of 40,000 characters; the limit"),
+        ("phone," + "x" * 200_000, "a cell of more than 131,072 characters; the limit for cell"),
+        ("phone" + ",a" * 600_000, "header row is longer than 1,048,576 characters; the limit"),
+    ],
+)
+def test_csv_header_past_a_limit(tmp_path: Path, header: str, expected: str) -> None:
+    assert expected in read_error(write(tmp_path, "h.csv", f"{header}\n13800138000\n"))

@@ -234,18 +234,19 @@ def _header_cells(line: str, delimiter: str, name: str) -> list[str]:
     try:
         header = next(csv.reader([line], delimiter=delimiter), [])
     except csv.Error:  # a cell past the csv module's own limit, 131,072 characters
-        header = [" " * (MAX_CELL_CHARS + 1)]
+        found = f"the header row has a cell of more than {csv.field_size_limit():,} characters"
+        raise _cell_too_long(name, found) from None
     _check_width(len(header), name)
     longest = max(map(len, header), default=0)
     if longest > MAX_CELL_CHARS:
-        raise _cell_too_long(name, "the header row", longest)
+        raise _cell_too_long(name, f"the header row has a cell of {longest:,} characters")
     return header
 
 
-def _cell_too_long(where: str, row: str, length: int) -> InputFileError:
+def _cell_too_long(where: str, found: str) -> InputFileError:
     return over_limit(
         where,
-        f"{row} has a cell of {length:,} characters",
+        found,
         "cell length",
         MAX_CELL_CHARS,
         "characters",
@@ -314,7 +315,8 @@ def _check_cell_lengths(
             lengths = grid[position].str.len().to_numpy()
             over = np.flatnonzero(lengths > MAX_CELL_CHARS)
             if len(over):
-                raise _cell_too_long(name, f"row {numbers[over[0]]}", int(lengths[over[0]]))
+                row, length = numbers[over[0]], lengths[over[0]]
+                raise _cell_too_long(name, f"row {row} has a cell of {length:,} characters")
 
 
 def _joined(parts: list[Grid]) -> Grid:
