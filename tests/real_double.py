@@ -64,6 +64,14 @@ class Certificates:
             self.ca.cert_pem.write_to_path(str(path))
         return str(path)
 
+    def server_files(self, *names: str) -> tuple[str, str]:
+        """(chain, key) PEM files for a server that takes file names, like the sandbox."""
+        leaf = self.ca.issue_cert(*names)
+        chain, key = self.folder / "chain.pem", self.folder / "key.pem"
+        chain.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+        leaf.private_key_pem.write_to_path(str(key))
+        return str(chain), str(key)
+
     def server_context(self, *names: str, expired: bool = False) -> ssl.SSLContext:
         if expired:
             now = datetime.now(UTC)

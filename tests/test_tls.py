@@ -22,6 +22,7 @@ from campaigns.cli import cli
 from campaigns.config import Secret
 from campaigns.errors import AccountBlocked, TlsError, Transient, UserError
 from campaigns.provider.client import ZhenziClient
+from campaigns.provider.sandbox import Sandbox, SandboxConfig
 from campaigns.provider.tls import name_matches
 from tests.real_double import (
     UNDERSCORE_HOST,
@@ -322,3 +323,23 @@ def test_a_send_refused_by_tls_sends_nothing_and_is_no_account_block(
     assert sent.exit_code == 1, sent.output
     assert "name mismatch" in sent.output and "provider code" not in sent.output
     assert json.loads(status.stdout)["by_state"]["pending"] == 2
+
+
+def test_our_sandbox_over_https_in_real_shape(certs):
+    chain, key = certs.server_files("127.0.0.1")
+    config = SandboxConfig(
+        app_id=CONFIG.app_id,
+        app_secret=CONFIG.app_secret,
+        tls_cert=chain,
+        tls_key=key,
+        shape="real",
+        delivery_delay_s=0.0,
+        undelivered_share=0.0,
+    )
+    with Sandbox(config) as sandbox:
+        assert sandbox.url.startswith("https://127.0.0.1:")
+        sms = client(sandbox.url, certs.bundle)
+        sms.send("13800138000", "【测试】内容", "https-1")
+        assert sms.find("https-1").delivery == "delivered"
+        assert sms.find("never-sent") is None
+    assert [entry["messageId"] for entry in sandbox.ledger_entries()] == ["https-1"]
