@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
 from contextlib import closing
@@ -147,7 +148,8 @@ def baseline_figures(messages: int, fmt: str, work: Path, runs: int, fresh: bool
     baseline_worktree()
     db_copy = work / f"baseline-{messages}.db"  # the baseline must never see a newer schema
     if not db_copy.exists():
-        db_copy.write_bytes(campaign_db(messages).read_bytes())
+        # copied by streaming: a child's ru_maxrss starts from this process's size at fork
+        shutil.copyfile(campaign_db(messages), db_copy)
     output = work / "out" / f"baseline.{fmt}"
     output.parent.mkdir(exist_ok=True)
     figures = [measure(baseline_cmd(*report_args(output)), db_copy, output) for _ in range(runs)]

@@ -86,6 +86,9 @@ th:first-child,td:first-child{text-align:left}
 td.text{text-align:left;white-space:normal}
 th{background:#f8fafc;color:#475569;font-weight:600}
 footer{color:#94a3b8;font-size:12px;margin-top:24px}
+.warnings{margin:16px 0 0;padding:10px 16px;background:#fffbeb;border-left:4px solid #d97706;
+  border-radius:6px}
+.warnings h2{color:#b45309;margin:0 0 4px}.warnings ul{margin:0;padding-left:20px}
 @media print{body{background:#fff}.card,.kpi{box-shadow:none;border:1px solid #e2e8f0}}
 """.replace("FONTS", FONTS)
 
@@ -262,6 +265,14 @@ def _errors_table(summary: Summary) -> str:
     return f"<table><thead>{head}</thead><tbody>{rows}</tbody></table>"
 
 
+def _warnings(summary: Summary) -> str:
+    """What import warned about the texts, where management reads it too."""
+    if not summary.warnings:
+        return ""
+    items = "".join(f"<li>{escape(warning)}</li>" for warning in summary.warnings)
+    return f'<section class="warnings"><h2>注意 · Warnings</h2><ul>{items}</ul></section>'
+
+
 def page(summary: Summary) -> str:
     """The whole report page as one string."""
     times = (
@@ -276,6 +287,7 @@ def page(summary: Summary) -> str:
         f"<header><h1>短信活动报告 · {escape(summary.campaign)}</h1>"
         f'<p class="sub">{escape(times)}</p>'
         f"<blockquote>{escape(summary.template)}</blockquote></header>",
+        _warnings(summary),
         _kpis(summary),
         '<section class="grid">',
         _card("各状态数量 · Messages by state", _states_chart(summary), delivery_note),

@@ -53,8 +53,9 @@ class Rows:
     def columns(self) -> list[str]:
         return table_columns(self.inputs, rejects_only=self.rejects_only)
 
-    def chunks(self, size: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    def chunks(self) -> Iterator[pd.DataFrame]:
         done = 0
+        size = CHUNK_ROWS
         for part in report_queries.rows(self.connection, self.campaign_id, self.states, size):
             frame = pd.DataFrame(part, columns=list(report_queries.ROW_COLUMNS))
             table = report_table(frame, mask=self.mask, inputs=self.inputs)

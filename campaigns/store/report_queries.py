@@ -109,7 +109,7 @@ def prefix_counts(
         .where(Message.campaign_id == campaign_id, Message.state != INVALID)
         .group_by(prefix, Message.state)
     )
-    yield from connection.execute(query).tuples()
+    yield from connection.execute(query)
 
 
 def receipt_counts(
