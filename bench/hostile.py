@@ -48,7 +48,7 @@ _WORKBOOK = (
 )
 _WORKBOOK_RELS = (
     f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{_PACKAGE_REL}">'
-    f'<Relationship Id="rId1" Type="{_REL}/worksheet" Target="worksheets/sheet1.xml"/>'
+    f'<Relationship Id="rId1" Type="{_REL}/worksheet" Target="{{sheet}}"/>'
     f'<Relationship Id="rId2" Type="{_REL}/sharedStrings" Target="sharedStrings.xml"/>'
     "</Relationships>"
 )
@@ -78,17 +78,18 @@ def repeated(piece: bytes, count: int) -> Parts:
     yield piece * (count % per_block)
 
 
-def xlsx(path: Path, rows: Parts, shared: Parts = (b"",)) -> Path:
-    """A minimal workbook: one sheet "S" whose sheetData holds ``rows``, and shared strings."""
+def xlsx(
+    path: Path, rows: Parts, shared: Parts = (b"",), sheet: str = "worksheets/sheet1.xml"
+) -> Path:
+    """A minimal workbook: one sheet "S" whose sheetData holds ``rows``, and shared strings;
+    the sheet's part is xl/``sheet``."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         archive.writestr("[Content_Types].xml", _CONTENT_TYPES)
         archive.writestr("_rels/.rels", _ROOT_RELS)
         archive.writestr("xl/workbook.xml", _WORKBOOK)
-        archive.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
+        archive.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS.format(sheet=sheet))
         head = f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{_MAIN}"><sheetData>'
-        _stream(
-            archive, "xl/worksheets/sheet1.xml", [head.encode(), *rows], b"</sheetData></worksheet>"
-        )
+        _stream(archive, f"xl/{sheet}", [head.encode(), *rows], b"</sheetData></worksheet>")
         head = f'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="{_MAIN}">'
         _stream(archive, "xl/sharedStrings.xml", [head.encode(), *shared], b"</sst>")
     return path
@@ -156,6 +157,17 @@ def wide_header(path: Path) -> Path:
     return xlsx(path, [b"<row>", *repeated(b"<c><v>1</v></c>", 20_000_000), b"</row>"])
 
 
+def same_cell_row(path: Path) -> Path:
+    """A row of 20 million cells that all claim to be A1: the span is one cell, the cells not."""
+    return xlsx(path, [b'<row r="1">', *repeated(b'<c r="A1"><v>1</v></c>', 20_000_000), b"</row>"])
+
+
+def misnamed_part(path: Path) -> Path:
+    """The 20-million-cell header row in a sheet part named sheet1.dat, not .xml."""
+    rows = [b"<row>", *repeated(b"<c><v>1</v></c>", 20_000_000), b"</row>"]
+    return xlsx(path, rows, sheet="worksheets/sheet1.dat")
+
+
 def sparse_span(path: Path) -> Path:
     """Two cells, at A1 and XFD1048576: a span of 17 billion cells that calamine would allocate."""
     return xlsx(path, [_HEADER, b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>'])
@@ -219,6 +231,8 @@ HOSTILE: dict[str, Callable[[Path], Path]] = {
     "long-cell.xlsx": long_cell_xlsx,
     "shared-strings-bomb.xlsx": shared_strings_bomb,
     "wide-header.xlsx": wide_header,
+    "same-cell-row.xlsx": same_cell_row,
+    "misnamed-part.xlsx": misnamed_part,
     "lying-sizes.xlsx": lying_sizes,
     "sparse-span.xlsx": sparse_span,
     "repeated-cells.ods": repeated_cells_ods,

@@ -56,6 +56,8 @@ REFUSALS = {
     "long-cell.xlsx": "the limit for cell length is 32,767 characters",
     "shared-strings-bomb.xlsx": "the limit for shared strings is 5,000,000 strings",
     "wide-header.xlsx": "a row reaches column 16,385; the limit for columns is 16,384 columns",
+    "same-cell-row.xlsx": "a row holds more than 16,384 cells; the limit for columns is 16,384",
+    "misnamed-part.xlsx": "a row reaches column 16,385; the limit for columns is 16,384 columns",
     "lying-sizes.xlsx": "the workbook is damaged (Bad CRC-32",
     "repeated-cells.ods": "the limit for cells of a .xls or .ods sheet is 8,000,000 cells",
     "wide.csv": "the header row has 16,386 columns; the limit for columns is 16,384 columns",
@@ -185,3 +187,14 @@ def test_large_workbooks_stream_through_openpyxl_with_the_same_result(
 )
 def test_csv_header_past_a_limit(tmp_path: Path, header: str, expected: str) -> None:
     assert expected in read_error(write(tmp_path, "h.csv", f"{header}\n13800138000\n"))
+
+
+def test_prefixed_elements_count_as_much(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(archive, "MAX_SHARED_STRINGS", 3)
+    path = hostile.xlsx(tmp_path / "x.xlsx", [hostile._HEADER], [b"<x:si><x:t>a</x:t></x:si>"] * 4)
+    assert "more than 3 shared strings" in read_error(path)
+    monkeypatch.setattr(archive, "MAX_SHEET_ROWS", 2)
+    rows = [b'<x:row r="%d"><x:c r="A%d"><x:v>1</x:v></x:c></x:row>' % (n, n) for n in (1, 5)]
+    assert "a sheet reaches row 5; the limit for rows is 2 rows" in read_error(
+        hostile.xlsx(tmp_path / "r.xlsx", rows)
+    )

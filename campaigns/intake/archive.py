@@ -34,7 +34,6 @@ from campaigns.intake.limits import (
 )
 
 READ_BYTES = 1 << 20  # unpacked at a time
-_XML_SUFFIXES = (".xml", ".rels", ".vml")
 _PREFIX = rb"<(?:[A-Za-z_][\w.-]*:)?"  # any namespace prefix: x:c is a cell as much as c
 # SpreadsheetML: rows, cells (with their reference, A1 style) and shared strings.
 _XLSX_TAG = re.compile(_PREFIX + rb'(row|c|si)(?=[\s/>])(?:[^>]*?\sr="([A-Z]*)([0-9]*)")?')
@@ -52,23 +51,27 @@ class _Grid:
 
     rows: int = 0
     columns: int = 0
+    cells: int = 0  # cell elements: a sparse parser keeps each, even two at the same place
     row: int = 0  # the row being read
     column: int = 0  # the last column of the row being read
+    row_cells: int = 0  # cell elements of the row being read
+    row_elements: int = 0
     shared_strings: int = 0
 
 
 @dataclass
 class WorkbookScan:
-    """What the archive holds once checked: each XML part's (rows, columns), as a parser that
-    reads a sheet whole lays its cells out, and whether it is an OpenDocument file (.ods)."""
+    """What the archive holds once checked: each XML part's (rows, columns, cell elements), as
+    a parser that reads a sheet whole lays its cells out, and whether it is an OpenDocument
+    file (.ods)."""
 
-    shapes: dict[str, tuple[int, int]]
+    shapes: dict[str, tuple[int, int, int]]
     opendocument: bool
 
     @property
     def largest(self) -> int:
-        """The most cells any part spans."""
-        return max((rows * columns for rows, columns in self.shapes.values()), default=0)
+        """The most cells a parser holding a part whole would keep."""
+        return max((max(r * c, cells) for r, c, cells in self.shapes.values()), default=0)
 
 
 def scan_workbook(path: Path, where: str) -> WorkbookScan:
@@ -81,9 +84,8 @@ def scan_workbook(path: Path, where: str) -> WorkbookScan:
             unpacked, shapes = 0, {}
             for member in members:
                 scan = _OdsScan(where) if ods else _XlsxScan(where)
-                feed = scan.feed if member.filename.endswith(_XML_SUFFIXES) else None
-                unpacked = _unpack(archive, member, unpacked, feed, where)
-                shapes[member.filename] = (scan.grid.rows, scan.grid.columns)
+                unpacked = _unpack(archive, member, unpacked, scan.feed, where)
+                shapes[member.filename] = (scan.grid.rows, scan.grid.columns, scan.grid.cells)
             return WorkbookScan(shapes, ods)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise InputFileError(f"{where}: {_DAMAGED.format(reason=_first_line(exc))}") from None
@@ -116,11 +118,14 @@ def _unpack(
     where: str,
 ) -> int:
     """Unpack one part as a stream, counting its real bytes (zipfile checks them against the
-    declared size and CRC at the end); return the archive's running total."""
+    declared size and CRC at the end), and ``feed`` it if it is XML, whatever its name says;
+    return the archive's running total."""
     packed = max(member.compress_size, 1)
     seen = 0
     with archive.open(member) as stream:
         while block := stream.read(READ_BYTES):
+            if not seen and not block.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+                feed = None  # a picture, a font, a macro: binary, which no parser reads as XML
             seen += len(block)
             unpacked += len(block)
             if unpacked > MAX_UNCOMPRESSED_BYTES:
@@ -166,19 +171,15 @@ class _XmlScan:
         """A cell in ``column`` of the current row: the grid reaches it."""
         grid = self.grid
         if column > MAX_COLUMNS:
-            raise over_limit(
-                self.where, f"a row reaches column {column:,}", "columns", MAX_COLUMNS, "columns"
-            )
+            raise _too_wide(self.where, f"a row reaches column {column:,}")
         if grid.row > MAX_SHEET_ROWS:
-            raise over_limit(
-                self.where, f"a sheet reaches row {grid.row:,}", "rows", MAX_SHEET_ROWS, "rows"
-            )
+            raise _too_long(self.where, f"a sheet reaches row {grid.row:,}")
         grid.column = column
         grid.columns = max(grid.columns, column)
         grid.rows = max(grid.rows, grid.row)
 
     def row_at(self, row: int) -> None:
-        self.grid.row, self.grid.column = row, 0
+        self.grid.row, self.grid.column, self.grid.row_cells = row, 0, 0
 
 
 class _XlsxScan(_XmlScan):
@@ -192,7 +193,14 @@ class _XlsxScan(_XmlScan):
         grid = self.grid
         if name == b"c":
             self.cell_at(_column_number(letters) if letters else grid.column + 1)
+            grid.cells += 1
+            grid.row_cells += 1
+            if grid.row_cells > MAX_COLUMNS:
+                raise _too_wide(self.where, f"a row holds more than {MAX_COLUMNS:,} cells")
         elif name == b"row":
+            grid.row_elements += 1
+            if grid.row_elements > MAX_SHEET_ROWS:
+                raise _too_long(self.where, f"a sheet holds more than {MAX_SHEET_ROWS:,} rows")
             self.row_at(int(digits) if digits else grid.row + 1)
         else:
             grid.shared_strings += 1
@@ -234,6 +242,14 @@ def _column_number(letters: bytes) -> int:
     for letter in letters:
         number = number * 26 + letter - 64
     return number
+
+
+def _too_wide(where: str, found: str) -> InputFileError:
+    return over_limit(where, found, "columns", MAX_COLUMNS, "columns")
+
+
+def _too_long(where: str, found: str) -> InputFileError:
+    return over_limit(where, found, "rows", MAX_SHEET_ROWS, "rows")
 
 
 def _too_big(where: str, found: str) -> InputFileError:

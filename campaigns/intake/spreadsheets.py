@@ -125,7 +125,7 @@ def _openpyxl_sheet(
     sheet = book[target]
     # The sheet's declared dimension may be wrong (and openpyxl would stop at it): the scan
     # knows how wide the sheet really is.
-    _, width = scan.shapes.get(sheet._worksheet_path.lstrip("/"), (0, 0))
+    _, width, _ = scan.shapes.get(sheet._worksheet_path.lstrip("/"), (0, 0, 0))
     sheet.reset_dimensions()
     return f"{name} (sheet {target})", _openpyxl_rows(book, sheet, width)
 
