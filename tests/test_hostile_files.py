@@ -198,3 +198,16 @@ def test_prefixed_elements_count_as_much(tmp_path: Path, monkeypatch: pytest.Mon
     assert "a sheet reaches row 5; the limit for rows is 2 rows" in read_error(
         hostile.xlsx(tmp_path / "r.xlsx", rows)
     )
+
+
+def test_an_archive_of_too_many_parts_is_refused_before_its_directory_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "parts.xlsx"
+    with zipfile.ZipFile(path, "w") as packed:
+        for number in range(12):
+            packed.writestr(f"part{number}.xml", "<x/>", zipfile.ZIP_DEFLATED)
+        packed.comment = b"a comment after the directory"
+    monkeypatch.setattr(archive, "MAX_PARTS", 11)
+    monkeypatch.setattr(zipfile, "ZipFile", None)  # refused before zipfile would read it
+    assert "the archive lists 12 parts; the limit for parts is 11 parts" in read_error(path)

@@ -12,6 +12,7 @@ largest grid a sheet spans, which tells the caller whether the sheet may be read
 from __future__ import annotations
 
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from campaigns.intake.limits import (
     MAX_CELL_CHARS,
     MAX_COLUMNS,
     MAX_COMPRESSION_RATIO,
+    MAX_PARTS,
     MAX_SHARED_STRINGS,
     MAX_SHEET_ROWS,
     MAX_UNCOMPRESSED_BYTES,
@@ -41,6 +43,9 @@ _XLSX_TAG = re.compile(_PREFIX + rb'(row|c|si)(?=[\s/>])(?:[^>]*?\sr="([A-Z]*)([
 _ODS_TAG = re.compile(
     _PREFIX + rb"(table|table-row|table-cell|covered-table-cell)(?=[\s/>])([^>]*)>"
 )
+_TAIL_BYTES = 22 + 0xFFFF + 56 + 20  # end record, longest comment, zip64 end record and locator
+_END_RECORD = b"PK\x05\x06"
+_ZIP64_END_RECORD = b"PK\x06\x06"
 _REPEATED = re.compile(rb'number-(?:rows|columns)-repeated="([0-9]+)"')
 _DAMAGED = "the workbook is damaged ({reason}); save it again from the program that made it"
 
@@ -76,6 +81,7 @@ class WorkbookScan:
 
 def scan_workbook(path: Path, where: str) -> WorkbookScan:
     """Check the archive at ``path`` against the limits, part by part, as a stream."""
+    _check_part_count(path, where)
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
@@ -91,6 +97,27 @@ def scan_workbook(path: Path, where: str) -> WorkbookScan:
         raise InputFileError(f"{where}: {_DAMAGED.format(reason=_first_line(exc))}") from None
     except (NotImplementedError, RuntimeError) as exc:  # encrypted or unusual compression
         raise InputFileError(f"{where}: cannot be unpacked ({_first_line(exc)})") from None
+
+
+def _check_part_count(path: Path, where: str) -> None:
+    """Refuse an archive listing more than MAX_PARTS parts before its directory is read: a
+    100 MB directory of a million tiny parts takes half a GB as zipfile's objects.
+
+    The count is in the end-of-directory record, within the file's last 64 KB (its comment
+    comes after it); zip64 archives keep it in a record of their own just before.
+    """
+    with path.open("rb") as handle:
+        handle.seek(max(path.stat().st_size - _TAIL_BYTES, 0))
+        tail = handle.read()
+    end = tail.rfind(_END_RECORD)
+    if end == -1 or end + 22 > len(tail):
+        return  # not found: zipfile says so, as damage
+    (parts,) = struct.unpack_from("<H", tail, end + 10)
+    zip64 = tail.rfind(_ZIP64_END_RECORD, 0, end)
+    if parts == 0xFFFF and zip64 != -1 and zip64 + 40 <= len(tail):
+        (parts,) = struct.unpack_from("<Q", tail, zip64 + 32)
+    if parts > MAX_PARTS:
+        raise over_limit(where, f"the archive lists {parts:,} parts", "parts", MAX_PARTS, "parts")
 
 
 def _check_declared(members: list[zipfile.ZipInfo], file_size: int, where: str) -> None:

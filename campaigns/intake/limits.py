@@ -17,6 +17,7 @@ MAX_HEADER_CHARS = 1 << 20  # the header row as text: all 16,384 columns at 64 c
 MAX_SHARED_STRINGS = 5_000_000  # distinct texts of a workbook: 5 text columns x Excel's rows
 MAX_UNCOMPRESSED_BYTES = 4 << 30  # a workbook's parts once unpacked, all together
 MAX_COMPRESSION_RATIO = 200  # unpacked / packed size of any part over RATIO_FLOOR_BYTES
+MAX_PARTS = 10_000  # files inside a workbook: a sheet, its drawing and pictures are a few each
 MAX_LOADED_CELLS = 8_000_000  # cells of a .xls or .ods sheet, which are read whole
 
 RATIO_FLOOR_BYTES = 1 << 20  # small parts (styles, themes) compress far better; they are harmless
