@@ -34,4 +34,3 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
         assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS == 600_000
         assert raw.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     store.close()
-
