@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import zipfile
@@ -211,3 +212,20 @@ def test_an_archive_of_too_many_parts_is_refused_before_its_directory_is_read(
     monkeypatch.setattr(archive, "MAX_PARTS", 11)
     monkeypatch.setattr(zipfile, "ZipFile", None)  # refused before zipfile would read it
     assert "the archive lists 12 parts; the limit for parts is 11 parts" in read_error(path)
+
+
+def test_an_xls_spanning_too_many_cells_is_refused_before_calamine_lays_it_out(
+    tmp_path: Path,
+) -> None:
+    """calamine took 1.1 GB for a 6 KB .xls whose last cell is at IV65536."""
+    data = bytearray((CORPUS / "wps-list.xls").read_bytes())
+    number = data.find(struct.pack("<HHHH", 0x0203, 14, 4, 0))  # 15000150000 at A5
+    struct.pack_into("<HH", data, number + 4, 65_535, 255)  # now at IV65536
+    path = tmp_path / "far.xls"
+    path.write_bytes(bytes(data))
+    result = read_in_child(path)
+    assert result["said"] == (
+        "far.xls: refused: a sheet spans 16,777,216 cells; the limit for cells of a .xls or .ods"
+        " sheet is 8,000,000 cells (no recipients list comes near it)"
+    )
+    assert result["rss_mb"] < GiB_MB

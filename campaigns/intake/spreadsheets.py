@@ -16,6 +16,7 @@ from typing import Any
 from campaigns.errors import InputFileError
 from campaigns.intake.archive import WorkbookScan, scan_workbook
 from campaigns.intake.limits import MAX_CELL_CHARS, MAX_LOADED_CELLS, over_limit
+from campaigns.intake.oldexcel import largest_span
 
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # old .xls, and password-protected .xlsx
@@ -46,19 +47,22 @@ def open_sheet(path: Path, name: str, sheet: str | None) -> tuple[str, Rows]:
     if not head.strip(b"\x00 \t\r\n"):
         raise InputFileError(f"{name}: the file is empty")
     if head == OLE_MAGIC:
-        if _ENCRYPTED_STREAM in path.read_bytes():
+        data = path.read_bytes()  # calamine reads an .xls whole too
+        if _ENCRYPTED_STREAM in data:
             raise InputFileError(
                 f"{name}: the workbook is encrypted (password-protected);"
                 " remove the password in Excel and save it again"
             )
-        return _calamine_sheet(path, name, sheet, load_limit=True)
+        if (span := largest_span(data)) > MAX_LOADED_CELLS:
+            raise _too_many_cells(name, span)
+        return _calamine_sheet(path, name, sheet)
     if not head.startswith(ZIP_MAGIC):
         raise InputFileError(
             f"{name}: not a workbook (.xlsx, .xls or .ods); save it again from Excel as .xlsx"
         )
     scan = scan_workbook(path, name)
     if scan.largest <= MAX_LOADED_CELLS:
-        return _calamine_sheet(path, name, sheet, load_limit=False)
+        return _calamine_sheet(path, name, sheet)
     if scan.opendocument:
         raise _too_many_cells(name, scan.largest)
     return _openpyxl_sheet(path, name, sheet, scan)
@@ -83,9 +87,7 @@ def cell_text(value: object, where: str) -> str:
     return text
 
 
-def _calamine_sheet(
-    path: Path, name: str, wanted: str | None, load_limit: bool
-) -> tuple[str, Rows]:
+def _calamine_sheet(path: Path, name: str, wanted: str | None) -> tuple[str, Rows]:
     import python_calamine  # here, not at the top: CSV imports do without it
 
     try:
@@ -95,8 +97,6 @@ def _calamine_sheet(
         sheet = book.get_sheet_by_name(target)
     except python_calamine.CalamineError as exc:
         raise _damaged(name, exc) from None
-    if load_limit and sheet.height * sheet.width > MAX_LOADED_CELLS:
-        raise _too_many_cells(name, sheet.height * sheet.width)
     return f"{name} (sheet {target})", _calamine_rows(book, sheet)
 
 
