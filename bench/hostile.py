@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 MiB = 1 << 20
+WPS_XLS = Path(__file__).resolve().parent.parent / "tests" / "corpus" / "wps-list.xls"
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PACKAGE_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
@@ -206,6 +207,23 @@ def repeated_cells_ods(path: Path) -> Path:
     return ods(path, ods_row("phone") + ods_row("x*16384", repeat=1_000_000))
 
 
+def far_cell_xls(path: Path) -> Path:
+    """The test corpus's .xls with its cell at A5 moved to IV65536: 16.7 million cells."""
+    data = bytearray(WPS_XLS.read_bytes())
+    number = data.find(struct.pack("<HHHH", 0x0203, 14, 4, 0))  # NUMBER record of A5
+    struct.pack_into("<HH", data, number + 4, 65_535, 255)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def many_parts(path: Path) -> Path:
+    """70,000 empty parts: a directory zipfile would turn into 70,000 objects."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for number in range(70_000):
+            archive.writestr(f"p{number}", b"")
+    return path
+
+
 def wide_csv(path: Path, columns: int = 16_385) -> Path:
     header = ",".join(f"column{i}" for i in range(columns))
     path.write_text(f"phone,{header}\n13800138000\n", encoding="utf-8")
@@ -236,6 +254,8 @@ HOSTILE: dict[str, Callable[[Path], Path]] = {
     "lying-sizes.xlsx": lying_sizes,
     "sparse-span.xlsx": sparse_span,
     "repeated-cells.ods": repeated_cells_ods,
+    "far-cell.xls": far_cell_xls,
+    "many-parts.xlsx": many_parts,
     "wide.csv": wide_csv,
     "giant-cell.csv": giant_cell_csv,
     "long-cell.csv": long_cell_csv,

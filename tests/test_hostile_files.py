@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 import zipfile
@@ -61,6 +60,8 @@ REFUSALS = {
     "misnamed-part.xlsx": "a row reaches column 16,385; the limit for columns is 16,384 columns",
     "lying-sizes.xlsx": "the workbook is damaged (Bad CRC-32",
     "repeated-cells.ods": "the limit for cells of a .xls or .ods sheet is 8,000,000 cells",
+    # calamine took 1.1 GB for this 6 KB .xls whose last cell is at IV65536
+    "far-cell.xls": "a sheet spans 16,777,216 cells; the limit for cells of a .xls or .ods sheet",
     "wide.csv": "the header row has 16,386 columns; the limit for columns is 16,384 columns",
     "giant-cell.csv": "a row is longer than 262,144 bytes",
     "long-cell.csv": "row 3 has a cell of 40,000 characters; the limit for cell length is 32,767",
@@ -212,20 +213,3 @@ def test_an_archive_of_too_many_parts_is_refused_before_its_directory_is_read(
     monkeypatch.setattr(archive, "MAX_PARTS", 11)
     monkeypatch.setattr(zipfile, "ZipFile", None)  # refused before zipfile would read it
     assert "the archive lists 12 parts; the limit for parts is 11 parts" in read_error(path)
-
-
-def test_an_xls_spanning_too_many_cells_is_refused_before_calamine_lays_it_out(
-    tmp_path: Path,
-) -> None:
-    """calamine took 1.1 GB for a 6 KB .xls whose last cell is at IV65536."""
-    data = bytearray((CORPUS / "wps-list.xls").read_bytes())
-    number = data.find(struct.pack("<HHHH", 0x0203, 14, 4, 0))  # 15000150000 at A5
-    struct.pack_into("<HH", data, number + 4, 65_535, 255)  # now at IV65536
-    path = tmp_path / "far.xls"
-    path.write_bytes(bytes(data))
-    result = read_in_child(path)
-    assert result["said"] == (
-        "far.xls: refused: a sheet spans 16,777,216 cells; the limit for cells of a .xls or .ods"
-        " sheet is 8,000,000 cells (no recipients list comes near it)"
-    )
-    assert result["rss_mb"] < GiB_MB
