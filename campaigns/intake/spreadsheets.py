@@ -1,9 +1,10 @@
 """Read a workbook (.xlsx, .xlsm, .xls from old Excel and WPS, .ods) a row at a time, as text.
 
-calamine reads a sheet about seven times faster than openpyxl's read-only mode (``python -m
+calamine reads a sheet about ten times faster than openpyxl's read-only mode (``python -m
 bench.read_xlsx``) and reads .xls and .ods too, but it holds the whole sheet in memory, one
-32-byte slot per cell of the sheet's span.  So a zipped workbook is first checked part by part
-(``archive.py``): a sheet of up to MAX_LOADED_CELLS cells is read by calamine; a larger .xlsx
+32-byte slot per cell from the sheet's first cell to its last.  So a zipped workbook is first
+checked part by part (``archive.py``) and an .xls measured from its cell records
+(``oldexcel.py``): a sheet of up to MAX_LOADED_CELLS cells is read by calamine; a larger .xlsx
 is streamed by openpyxl, whose memory stays flat; a larger .ods or .xls is refused.
 """
 
@@ -93,10 +94,17 @@ def _calamine_sheet(path: Path, name: str, wanted: str | None) -> tuple[str, Row
     try:
         with path.open("rb") as handle:
             book = python_calamine.CalamineWorkbook.from_filelike(handle)
+    except python_calamine.CalamineError as exc:
+        raise _damaged(name, exc) from None
+    try:
         target = _sheet_name(book.sheet_names, wanted, name)
         sheet = book.get_sheet_by_name(target)
     except python_calamine.CalamineError as exc:
+        book.close()
         raise _damaged(name, exc) from None
+    except InputFileError:
+        book.close()
+        raise
     return f"{name} (sheet {target})", _calamine_rows(book, sheet)
 
 
@@ -117,17 +125,18 @@ def _openpyxl_sheet(
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        target = _sheet_name(book.sheetnames, wanted, name)
-    except InputFileError:
-        raise
     except Exception as exc:  # openpyxl reports damage with many exception types
         raise _damaged(name, exc) from None
-    sheet = book[target]
+    try:
+        sheet = book[_sheet_name(book.sheetnames, wanted, name)]
+    except InputFileError:
+        book.close()
+        raise
     # The sheet's declared dimension may be wrong (and openpyxl would stop at it): the scan
     # knows how wide the sheet really is.
     _, width, _ = scan.shapes.get(sheet._worksheet_path.lstrip("/"), (0, 0, 0))
     sheet.reset_dimensions()
-    return f"{name} (sheet {target})", _openpyxl_rows(book, sheet, width)
+    return f"{name} (sheet {sheet.title})", _openpyxl_rows(book, sheet, width)
 
 
 def _openpyxl_rows(book: Any, sheet: Any, width: int) -> Rows:
