@@ -177,6 +177,10 @@ def test_large_workbooks_stream_through_openpyxl_with_the_same_result(
     by_openpyxl = read_all(sample)
     assert by_openpyxl.frame.equals(by_calamine.frame)
     assert by_openpyxl.row_numbers.tolist() == by_calamine.row_numbers.tolist()
+    monkeypatch.undo()
+    monkeypatch.setattr(spreadsheets, "WHOLE_READ_BYTES", 0)
+    monkeypatch.setattr(spreadsheets, "_calamine_sheet", None)  # not called for a big file
+    assert read_all(sample).frame.equals(by_calamine.frame)
 
 
 @pytest.mark.parametrize(

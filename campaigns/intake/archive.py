@@ -72,6 +72,7 @@ class WorkbookScan:
 
     shapes: dict[str, tuple[int, int, int]]
     opendocument: bool
+    unpacked: int  # bytes of all parts, unpacked
 
     @property
     def largest(self) -> int:
@@ -92,7 +93,7 @@ def scan_workbook(path: Path, where: str) -> WorkbookScan:
                 scan = _OdsScan(where) if ods else _XlsxScan(where)
                 unpacked = _unpack(archive, member, unpacked, scan.feed, where)
                 shapes[member.filename] = (scan.grid.rows, scan.grid.columns, scan.grid.cells)
-            return WorkbookScan(shapes, ods)
+            return WorkbookScan(shapes, ods, unpacked)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise InputFileError(f"{where}: {_DAMAGED.format(reason=_first_line(exc))}") from None
     except (NotImplementedError, RuntimeError) as exc:  # encrypted or unusual compression

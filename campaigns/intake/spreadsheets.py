@@ -5,7 +5,8 @@ bench.read_xlsx``) and reads .xls and .ods too, but it holds the whole sheet in 
 32-byte slot per cell from the sheet's first cell to its last.  So a zipped workbook is first
 checked part by part (``archive.py``) and an .xls measured from its cell records
 (``oldexcel.py``): a sheet of up to MAX_LOADED_CELLS cells is read by calamine; a larger .xlsx
-is streamed by openpyxl, whose memory stays flat; a larger .ods or .xls is refused.
+(or one unpacking to more than WHOLE_READ_BYTES) is streamed by openpyxl, whose memory stays
+flat; a larger .ods or .xls is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from campaigns.intake.oldexcel import largest_span
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # old .xls, and password-protected .xlsx
 _ENCRYPTED_STREAM = "EncryptionInfo".encode("utf-16-le")
+# calamine keeps every text too (each cell its own copy): an .xlsx unpacking to more is streamed.
+# A full 1,048,576-row sheet of three columns unpacks to 182 MB and peaks at 420 MB in calamine.
+WHOLE_READ_BYTES = 256 << 20
 
 Rows = Iterator[list[Any]]  # a sheet's rows from row 1, each from column A
 
@@ -62,7 +66,8 @@ def open_sheet(path: Path, name: str, sheet: str | None) -> tuple[str, Rows]:
             f"{name}: not a workbook (.xlsx, .xls or .ods); save it again from Excel as .xlsx"
         )
     scan = scan_workbook(path, name)
-    if scan.largest <= MAX_LOADED_CELLS:
+    small = scan.opendocument or scan.unpacked <= WHOLE_READ_BYTES
+    if scan.largest <= MAX_LOADED_CELLS and small:
         return _calamine_sheet(path, name, sheet)
     if scan.opendocument:
         raise _too_many_cells(name, scan.largest)
