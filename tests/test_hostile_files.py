@@ -217,3 +217,9 @@ def test_an_archive_of_too_many_parts_is_refused_before_its_directory_is_read(
     monkeypatch.setattr(archive, "MAX_PARTS", 11)
     monkeypatch.setattr(zipfile, "ZipFile", None)  # refused before zipfile would read it
     assert "the archive lists 12 parts; the limit for parts is 11 parts" in read_error(path)
+
+
+def test_a_long_cell_in_a_short_row_is_refused(tmp_path: Path) -> None:
+    """A row with fewer cells than the header is parsed apart from the others."""
+    text = "phone,name,city\n13800138000,a,b\n13900139000," + "长" * 40_000 + "\n"
+    assert "row 3 has a cell of 40,000 characters" in read_error(write(tmp_path, "s.csv", text))

@@ -284,8 +284,9 @@ def _csv_grids(
             parts: list[Grid] = []
             for batch in reader:
                 grid = batch.to_pandas().set_axis(range(width), axis=1)
-                parts.append(_with_odd_rows(grid, *odd.place(batch.num_rows)))
-                _check_cell_lengths(batch, *parts[-1], name)
+                numbers, taken = odd.place(batch.num_rows)
+                parts.append(_with_odd_rows(grid, numbers, taken))
+                _check_cell_lengths(batch, *parts[-1], name, every_column=bool(taken))
                 if sum(len(numbers) for _, numbers in parts) >= size:
                     yield _joined(parts)
                     parts = []
@@ -306,12 +307,14 @@ def _csv_grids(
 
 
 def _check_cell_lengths(
-    batch: pa.RecordBatch, grid: pd.DataFrame, numbers: np.ndarray, name: str
+    batch: pa.RecordBatch, grid: pd.DataFrame, numbers: np.ndarray, name: str, every_column: bool
 ) -> None:
     """Refuse a cell past MAX_CELL_CHARS; its bytes are counted first, in C, so that only a
-    column that may hold one is measured in characters."""
+    column that may hold one is measured in characters (every column when odd rows, which
+    pyarrow did not parse, were put back)."""
     for position, column in enumerate(batch.columns):
-        if len(column) and pc.max(pc.binary_length(column)).as_py() > MAX_CELL_CHARS:
+        bytes_over = len(column) and pc.max(pc.binary_length(column)).as_py() > MAX_CELL_CHARS
+        if every_column or bytes_over:
             lengths = grid[position].str.len().to_numpy()
             over = np.flatnonzero(lengths > MAX_CELL_CHARS)
             if len(over):
