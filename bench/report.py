@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -227,12 +228,11 @@ def summarise(args, sizes: list[int], formats: list[str], runs: int, results: di
     for fmt in formats:
         for messages in sizes:
             figures = summary[str(messages)][fmt]
-            if messages >= 5_000_000:
-                goals.append(
-                    goal(
-                        f"{fmt} {messages:,}: peak RSS MB", figures["maxrss_mb"], "<=", RSS_GOAL_MB
-                    )
-                )
+            # The goal is stated at 5M; as a ceiling it holds at every size.
+            rss_goal = goal(
+                f"{fmt} {messages:,}: peak RSS MB", figures["maxrss_mb"], "<=", RSS_GOAL_MB
+            )
+            goals.append(rss_goal)
             if base_key in summary:
                 ratio = figures["us_per_message"] / summary[base_key][fmt]["us_per_message"]
                 goals.append(
@@ -271,6 +271,8 @@ def summarise(args, sizes: list[int], formats: list[str], runs: int, results: di
             "rows": summary,
             "goals": goals,
             "runs": results,
+            # A child's ru_maxrss starts from this process's size when it forked: keep it small.
+            "bench_process_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "notes": [
                 "Wall seconds and ru_maxrss of the `campaigns report` child, start-up included.",
                 f"The baseline is commit {BASELINE_COMMIT} at {args.baseline_messages:,} messages "

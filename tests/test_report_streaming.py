@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+import subprocess
+import sys
 import zipfile
 from datetime import datetime, timedelta
 from html import escape
@@ -171,6 +173,11 @@ def test_summary_counts_equal_the_rows(campaign, tmp_path):
     store_engine.dispose()
 
     assert summary.by_state == {k: int(v) for k, v in status.by_state.items()}
+    accepted_rows = 230 - 230 // 17  # every 17th phone is rejected at import
+    for state in ("delivered", "undelivered", "failed", "sent", "pending"):
+        made = sum(OUTCOMES[n % 10][0] == state for n in range(accepted_rows))
+        assert summary.by_state[state] == made, state
+    assert summary.by_state["invalid"] == 230 // 17
     assert (
         summary.by_state
         == table["state"].value_counts().reindex(summary.by_state, fill_value=0).to_dict()
@@ -308,6 +315,38 @@ def test_rejects_file_headers_are_neutralised(tmp_path):
             with zipfile.ZipFile(rejects) as package:
                 xml = package.read("xl/worksheets/sheet1.xml").decode()
             assert "<f>" not in xml and "'=HYPERLINK" in xml and "'@cmd" in xml
+
+
+FOLDER_VANISHES = """
+import shutil, sys
+from pathlib import Path
+import pandas as pd
+from campaigns.errors import UserError
+from campaigns.intake.rejects import RejectsFile
+folder = Path(sys.argv[1])
+folder.mkdir()
+try:
+    with RejectsFile(folder / "rejects.xlsx", ["phone", "=x"]) as rejects:
+        rejects.write(pd.DataFrame({"phone": ["123"], "=x": ["=1"]}))
+        shutil.rmtree(folder)
+except UserError as exc:
+    print(exc)
+"""
+
+
+def test_a_failed_rejects_xlsx_save_is_one_error_and_nothing_ignored(tmp_path):
+    """The folder vanishes during the import: one error, and no "Exception ignored" block when
+    the interpreter later drops the sheet openpyxl left half-written."""
+    folder = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-c", FOLDER_VANISHES, str(folder)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0
+    assert (
+        done.stdout.strip() == f"cannot write {folder / 'rejects.xlsx'}: No such file or directory"
+    )
+    assert done.stderr == ""
 
 
 # -- the CLI: one message for a missing folder, progress, warnings ----
