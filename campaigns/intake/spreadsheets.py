@@ -35,10 +35,8 @@ def file_head(path: Path, size: int) -> bytes:
     try:
         with path.open("rb") as handle:
             return handle.read(size)
-    except FileNotFoundError:
+    except FileNotFoundError:  # gone since it was checked
         raise InputFileError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise InputFileError(f"{path.name}: is a folder, not a file") from None
     except OSError as exc:
         raise InputFileError(f"{path.name}: cannot be read ({exc.strerror})") from None
 
