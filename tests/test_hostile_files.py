@@ -223,3 +223,10 @@ def test_a_long_cell_in_a_short_row_is_refused(tmp_path: Path) -> None:
     """A row with fewer cells than the header is parsed apart from the others."""
     text = "phone,name,city\n13800138000,a,b\n13900139000," + "长" * 40_000 + "\n"
     assert "row 3 has a cell of 40,000 characters" in read_error(write(tmp_path, "s.csv", text))
+
+
+def test_xml_entities_are_refused(tmp_path: Path) -> None:
+    """Entities expand as a "billion laughs" bomb; no spreadsheet program declares any."""
+    laughs = b'<!DOCTYPE x [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    path = hostile.xlsx(tmp_path / "laughs.xlsx", [hostile._HEADER], [laughs])
+    assert "the workbook is damaged (it declares XML entities)" in read_error(path)

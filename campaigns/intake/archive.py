@@ -187,6 +187,10 @@ class _XmlScan:
                 MAX_CELL_CHARS,
                 "characters",
             )
+        if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+            raise InputFileError(
+                f"{self.where}: {_DAMAGED.format(reason='it declares XML entities')}"
+            )  # which expand as a "billion laughs" bomb, and no spreadsheet program writes
         cut = int(opens[-1]) if len(opens) else 0
         self.tail = data[cut:]
         for match in self.pattern.finditer(data, 0, cut):
