@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import zipfile
@@ -18,7 +19,7 @@ import pytest
 from openpyxl import Workbook
 
 from bench import hostile
-from campaigns.intake import archive, read, spreadsheets
+from campaigns.intake import archive, oldexcel, read, spreadsheets
 from campaigns.intake.read import read_recipients
 from tests.test_intake_read import read_all, read_error, write
 
@@ -230,3 +231,56 @@ def test_xml_entities_are_refused(tmp_path: Path) -> None:
     laughs = b'<!DOCTYPE x [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
     path = hostile.xlsx(tmp_path / "laughs.xlsx", [hostile._HEADER], [laughs])
     assert "the workbook is damaged (it declares XML entities)" in read_error(path)
+
+
+def compound_file(stream: bytes) -> bytes:
+    """A minimal OLE compound file (512-byte sectors) holding ``stream`` as "Workbook" in its
+    mini stream, as a writer does for a workbook stream under 4,096 bytes.
+
+    Sector 0 is the FAT, 1 the directory, 2 the mini FAT, 3 on the mini stream.
+    """
+    end, free = 0xFFFFFFFE, 0xFFFFFFFF
+    mini = stream + b"\x00" * (-len(stream) % 64)
+    data_sectors = -(-len(mini) // 512)
+    fat = [0xFFFFFFFD, end, end, *range(4, 3 + data_sectors), end]
+    mini_fat = [*range(1, len(mini) // 64), end]
+    counts = (0, 1, 1, 0, 4096, 2, 1, end, 0)  # directory sectors, FAT sectors, directory ...
+    header = struct.pack(
+        "<8s16s5H6s9I109I",
+        bytes.fromhex("d0cf11e0a1b11ae1"),
+        b"",
+        *(0x3E, 3, 0xFFFE, 9, 6),  # version 3, little-endian, 512- and 64-byte sectors
+        b"",
+        *counts,
+        *(0, *[free] * 108),  # the FAT is sector 0
+    )
+
+    def entry(name: str, kind: int, start: int, size: int) -> bytes:
+        encoded = (name + "\x00").encode("utf-16-le")
+        links = (free, free, free)
+        return struct.pack(
+            "<64sHBB3I16sI16sII4x", encoded, len(encoded), kind, 1, *links, b"", 0, b"", start, size
+        )
+
+    directory = entry("Root Entry", 5, 3, len(mini)) + entry("Workbook", 2, 0, len(stream))
+    sectors = [
+        struct.pack("<128I", *fat, *[free] * (128 - len(fat))),
+        directory + b"\x00" * (512 - len(directory)),
+        struct.pack("<128I", *mini_fat, *[free] * (128 - len(mini_fat))),
+        mini + b"\x00" * (data_sectors * 512 - len(mini)),
+    ]
+    return header + b"".join(sectors)
+
+
+def biff(*cells: tuple[int, int]) -> bytes:
+    """A workbook stream of one sheet whose NUMBER records sit at the (row, column) given."""
+    records = [struct.pack("<HH", 0x0809, 16) + b"\x00" * 16]
+    records += [struct.pack("<HHHHHd", 0x0203, 14, row, column, 0, 1.0) for row, column in cells]
+    return b"".join([*records, struct.pack("<HH", 0x000A, 0)])
+
+
+def test_a_small_xls_in_the_mini_stream_is_measured_too(tmp_path: Path) -> None:
+    assert oldexcel.largest_span(compound_file(biff((0, 0), (2, 2)))) == 9
+    far = tmp_path / "far.xls"
+    far.write_bytes(compound_file(biff((0, 0), (65_535, 255))))
+    assert "a sheet spans 16,777,216 cells" in read_error(far)
