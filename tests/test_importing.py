@@ -453,3 +453,15 @@ def test_two_phone_columns_give_the_option_to_choose(store: Store, tmp_path: Pat
     chosen = import_file(store, path, campaign="c", message=MESSAGE, phone_column="联系 电话")
     assert (chosen.phone_column, chosen.accepted) == ("联系 电话", 1)
     assert messages(store)["phone"].tolist() == ["13900139000"]
+
+
+def test_a_header_longer_than_8_kb_imports_with_a_template_on_its_last_column(
+    store: Store, tmp_path: Path
+) -> None:
+    """The sniffing sample cut such a header at 456 of 2,001 columns, then pandas crashed."""
+    names = [f"备注说明第{i}列" for i in range(2_000)]
+    rows = [",".join([f"1380013{n:04d}", *(f"值{n}-{i}" for i in range(2_000))]) for n in range(3)]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join([",".join(["手机号", *names]), *rows]) + "\n", encoding="utf-8")
+    summary = import_file(store, path, campaign="c", message="【店】{备注说明第1999列}")
+    assert (summary.accepted, summary.sample[0]) == (3, "【店】值0-1999")
