@@ -24,8 +24,10 @@ import resource
 import shutil
 import sqlite3
 import subprocess
+import time
 from contextlib import closing
 from pathlib import Path
+from zipfile import ZIP_DEFLATED, ZipFile
 
 from bench._common import (
     CACHE,
@@ -158,6 +160,67 @@ def baseline_figures(messages: int, fmt: str, work: Path, runs: int, fresh: bool
     return figures
 
 
+WRITERS = ("openpyxl write-only", "xlsxwriter constant_memory", "campaigns (column-wise XML)")
+
+
+def write_rows_with(writer: str, db_path: Path, rows: int, output: Path) -> float:
+    """Seconds ``writer`` takes to write the first ``rows`` rows of the report table (already
+    built, so only the writing is timed): the choice of XLSX writer, measured."""
+    from sqlalchemy import create_engine
+
+    from campaigns.reports import rows as report_rows
+    from campaigns.reports import xlsx
+    from campaigns.store.report_queries import snapshot
+
+    report_rows.CHUNK_ROWS = rows
+    engine = create_engine(f"sqlite:///{db_path}")
+    with snapshot(engine) as connection:
+        table = next(report_rows.Rows(connection, 1, None).chunks())
+    started = time.perf_counter()
+    if writer == WRITERS[2]:  # the rows as the report streams them, deflated as they are
+        with ZipFile(output, "w", ZIP_DEFLATED) as package:
+            package.writestr("xl/worksheets/sheet2.xml", xlsx._rows_xml(table, 2, 1))
+    else:
+        values = table.astype(object).where(table.notna(), None).itertuples(index=False)
+        if writer == WRITERS[0]:
+            from openpyxl import Workbook
+
+            book = Workbook(write_only=True)
+            sheet = book.create_sheet("Recipients")
+            for row in values:
+                sheet.append(list(row))
+            book.save(output)
+        else:
+            import xlsxwriter
+
+            options = {"constant_memory": True, "strings_to_formulas": False,
+                       "strings_to_numbers": False, "strings_to_urls": False}  # fmt: skip
+            book = xlsxwriter.Workbook(str(output), options)
+            sheet = book.add_worksheet("Recipients")
+            for number, row in enumerate(values, 1):
+                sheet.write_row(number, 0, row)
+            book.close()
+    return time.perf_counter() - started
+
+
+def compare_writers(db_path: Path, rows: int, work: Path) -> dict[str, dict]:
+    """Each writer in its own child process, for its own peak RSS."""
+    found = {}
+    for writer in WRITERS:
+        code = (
+            "import sys; from pathlib import Path; from bench.report import write_rows_with; "
+            "print(write_rows_with(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), "
+            "Path(sys.argv[4])))"
+        )
+        args = [writer, str(db_path), str(rows), str(work / "writer.xlsx")]
+        child = run_child([PYTHON, "-c", code, *args], timeout=3600).check(writer)
+        seconds = float(child.stdout.split()[-1])
+        found[writer] = {"seconds": seconds, "us_per_row": seconds / rows * 1e6,
+                         "maxrss_mb": child.maxrss_mb}  # fmt: skip
+        print(f"  {writer}: {found[writer]['us_per_row']:.1f} µs/row", flush=True)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     args_parser = parser(NAME, __doc__.split("\n\n")[0])
     args_parser.add_argument("--messages", default="1000000,5000000", help="campaign sizes")
@@ -168,14 +231,19 @@ def main(argv: list[str] | None = None) -> int:
     args_parser.add_argument(
         "--prepare", action="store_true", help="build the campaigns and measure the baseline only"
     )
+    args_parser.add_argument(
+        "--writer-rows", type=int, default=100_000, help="rows for the XLSX writer comparison"
+    )
     args = args_parser.parse_args(argv)
     if args.smoke:
-        args.messages, args.runs, args.no_baseline = "3000", 1, True
+        args.messages, args.runs, args.no_baseline, args.writer_rows = "3000", 1, True, 2000
     runs = args.runs or 1
     sizes = [int(n) for n in args.messages.split(",")]
     formats = args.formats.split(",")
     results: dict[str, dict[str, list[dict]]] = {}
     with workdir(NAME, args.keep) as work:
+        print(f"XLSX writers, {args.writer_rows:,} rows:", flush=True)
+        writers = compare_writers(campaign_db(min(sizes)), args.writer_rows, work)
         if not args.no_baseline:
             base = args.baseline_messages
             results[f"baseline {base}"] = {
@@ -196,10 +264,12 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 last = results[str(messages)][fmt][-1]
                 print(f"  {fmt}: {last['seconds']:.1f} s, {last['maxrss_mb']:.0f} MB", flush=True)
-    return 0 if args.prepare else summarise(args, sizes, formats, runs, results)
+    return 0 if args.prepare else summarise(args, sizes, formats, runs, results, writers)
 
 
-def summarise(args, sizes: list[int], formats: list[str], runs: int, results: dict) -> int:
+def summarise(
+    args, sizes: list[int], formats: list[str], runs: int, results: dict, writers: dict
+) -> int:
     table, summary, goals = [], {}, []
     base_key = f"baseline {args.baseline_messages}"
     for key, by_format in results.items():
@@ -256,6 +326,11 @@ def summarise(args, sizes: list[int], formats: list[str], runs: int, results: di
         ],  # fmt: skip
         table,
     )
+    print_table(
+        f"XLSX writers, the first {args.writer_rows:,} rows of the report table (writing only)",
+        ["writer", "seconds", "µs/row", "peak RSS MB"],
+        [[name, w["seconds"], w["us_per_row"], w["maxrss_mb"]] for name, w in writers.items()],
+    )
     print_goals(goals)
     write_results(
         NAME,
@@ -269,6 +344,7 @@ def summarise(args, sizes: list[int], formats: list[str], runs: int, results: di
                 "baseline_commit": BASELINE_COMMIT,
             },  # fmt: skip
             "rows": summary,
+            "xlsx_writers": writers,
             "goals": goals,
             "runs": results,
             # A child's ru_maxrss starts from this process's size when it forked: keep it small.
