@@ -32,6 +32,7 @@ from zipfile import ZIP_DEFLATED, ZipFile
 from bench._common import (
     CACHE,
     PYTHON,
+    ROOT,
     campaigns_cmd,
     checkpoint,
     cli_env,
@@ -207,8 +208,9 @@ def compare_writers(db_path: Path, rows: int, work: Path) -> dict[str, dict]:
     """Each writer in its own child process, for its own peak RSS."""
     found = {}
     for writer in WRITERS:
-        code = (
-            "import sys; from pathlib import Path; from bench.report import write_rows_with; "
+        code = (  # campaigns from the code under test (the working folder), bench from here
+            f"import sys; sys.path.append({str(ROOT)!r}); from pathlib import Path; "
+            "from bench.report import write_rows_with; "
             "print(write_rows_with(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), "
             "Path(sys.argv[4])))"
         )
