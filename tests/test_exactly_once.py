@@ -9,10 +9,11 @@ import pytest
 
 from campaigns import api
 from campaigns.config import Secret
+from campaigns.errors import SendStopped, StopReason
 from campaigns.provider.client import FIND_PATH, ZhenziClient
 from campaigns.sending import SendOptions, send_campaign
 from campaigns.store.db import Store
-from campaigns.store.models import SENDING, SENT
+from campaigns.store.models import FAILED, PENDING, SENDING, SENT
 from tests.support.proxy import FaultProxy, bad_gateway
 from tests.support.recipients import APP_ID, APP_SECRET, valid_phones, write_csv
 from tests.support.torture import TortureConfig, run_torture
@@ -125,3 +126,32 @@ def test_an_accepted_send_whose_lookups_all_fail_stays_sending_and_goes_once(
     assert (second.sent, second.confirmed_by_lookup) == (1, 1)
     assert api.status(settings, "lost").by_state[SENT] == 1
     assert len(sandbox.ledger_entries()) == 1
+
+
+def test_a_provider_down_for_message_after_message_stops_the_run_and_loses_nothing(
+    settings, sandbox, tmp_path
+):
+    """Every request fails (HTTP 502): after ten messages in a row used up their retries, the
+    run stops as "provider unavailable", over all its passes; nothing is marked failed, and the
+    next run sends each message once."""
+    path = write_csv(tmp_path / "list.csv", valid_phones(40))
+    api.import_file(settings, path, campaign="down", message="【测试】{姓名}您好")
+    sandbox.config.fail_5xx = 1.0
+    store = Store(settings.db_url)
+    try:
+        with pytest.raises(SendStopped) as stopped:
+            options = SendOptions(concurrency=4, allow_partial=True)
+            send_campaign(store, quick_client(sandbox.url), "down", options)
+        assert stopped.value.reason is StopReason.PROVIDER_DOWN
+        assert "the provider is unavailable" in str(stopped.value)
+        by_state = api.status(settings, "down").by_state
+        assert by_state[FAILED] == by_state[SENT] == 0
+        assert by_state[PENDING] + by_state[SENDING] == 40
+
+        sandbox.config.fail_5xx = 0.0
+        resumed = send_campaign(store, quick_client(sandbox.url), "down", SendOptions())
+    finally:
+        store.close()
+    assert resumed.sent == 40
+    counts = Counter(entry["number"] for entry in sandbox.ledger_entries())
+    assert len(counts) == 40 and max(counts.values()) == 1

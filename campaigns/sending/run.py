@@ -20,7 +20,7 @@ from campaigns.sending.leases import LEASE, Leases, is_dead_here
 from campaigns.sending.lookups import Lookups
 from campaigns.sending.options import SendOptions, SendPlan, SendProgress
 from campaigns.sending.stop import Stop
-from campaigns.sending.workers import WorkerPool
+from campaigns.sending.workers import GiveUps, WorkerPool
 from campaigns.store import send_queries
 from campaigns.store.campaign_queries import (
     campaign_by_name,
@@ -128,6 +128,7 @@ class _SendRun:
         self.progress = SendProgress(total=counts[PENDING] + counts[SENDING])
         self.gate = Gate(store, campaign.id, options, self.stop, on_wake=self._more_work)
         self.budget = ErrorBudget(store, campaign.id, options.error_budget, self.stop)
+        self.give_ups = GiveUps(self.stop)
         self.lookups = Lookups(
             store, client, self.limiter, self.leases.me, options.concurrency, self.progress
         )
@@ -175,6 +176,7 @@ class _SendRun:
             self.leases,
             self.gate.is_suppressed,
             self.stop,
+            self.give_ups,
             self.options.clock,
             self.options.concurrency,
         )

@@ -39,6 +39,24 @@ PROVIDER_DOWN_AFTER = 10  # consecutive messages that used up all retries
 Work = tuple[Claim, float] | None  # a claim and when it was made (monotonic); None: stop
 
 
+class GiveUps:
+    """Consecutive messages whose retries were all used up, over the whole run (every pass):
+    one unlucky message goes back; many in a row mean the provider is down."""
+
+    def __init__(self, stop: Stop) -> None:
+        self.stop = stop
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def note(self, exc: Transient | None) -> None:
+        """``exc``: this message gave up; None: it went. Enough in a row stop the run."""
+        with self._lock:
+            self._count = self._count + 1 if exc else 0
+            down = self._count >= PROVIDER_DOWN_AFTER
+        if down:
+            self.stop.request(StopReason.PROVIDER_DOWN, f"the provider is unavailable ({exc})")
+
+
 class WorkerPool:
     """``size`` threads; ``submit`` claims, ``drain`` outcomes, ``close`` when done."""
 
@@ -50,6 +68,7 @@ class WorkerPool:
         leases: Leases,
         is_suppressed: Callable[[str], bool],
         stop: Stop,
+        give_ups: GiveUps,
         clock: Clock,
         size: int,
     ) -> None:
@@ -59,11 +78,10 @@ class WorkerPool:
         self.leases = leases
         self.is_suppressed = is_suppressed
         self.stop = stop
+        self.give_ups = give_ups
         self.clock = clock
         self._work: queue.Queue[Work] = queue.Queue()
         self._results: queue.Queue[Outcome] = queue.Queue()
-        self._give_ups = 0  # consecutive messages whose retries were all used up
-        self._lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._serve, daemon=True, name=f"send-{i}") for i in range(size)
         ]
@@ -138,13 +156,13 @@ class WorkerPool:
             self.stop.refused(exc)
             return outcomes.unknown(claim, exc) if exc.maybe_sent else outcomes.put_back(claim)
         except Transient as exc:
-            # The client already retried with backoff. One unlucky message goes back (or stays
-            # unknown); many in a row mean the provider is down, and the run stops.
-            self._note_give_up(exc)
+            # The client already retried with backoff: this message goes back (or stays
+            # unknown), and the run counts it.
+            self.give_ups.note(exc)
             return outcomes.unknown(claim, exc) if exc.maybe_sent else outcomes.put_back(claim)
         except Exception as exc:  # a bug must not lose track of a message that may have gone out
             return self._crashed(claim, exc)
-        self._note_give_up(None)
+        self.give_ups.note(None)
         return outcomes.attempted(claim, SENT, result.requests, sent_at=utcnow())
 
     def _request(self, claim: Claim) -> SendResult:
@@ -159,11 +177,3 @@ class WorkerPool:
         """A bug: the run stops and re-raises it; the message may have gone, so it is unknown."""
         self.stop.crash(exc)
         return outcomes.unknown(claim, CampaignsError(f"internal error: {exc!r}"))
-
-    def _note_give_up(self, exc: Transient | None) -> None:
-        """Count consecutive give-ups; enough of them call the provider down and stop the run."""
-        with self._lock:
-            self._give_ups = self._give_ups + 1 if exc else 0
-            down = self._give_ups >= PROVIDER_DOWN_AFTER
-        if down:
-            self.stop.request(StopReason.PROVIDER_DOWN, f"the provider is unavailable ({exc})")
