@@ -284,3 +284,27 @@ def test_a_small_xls_in_the_mini_stream_is_measured_too(tmp_path: Path) -> None:
     far = tmp_path / "far.xls"
     far.write_bytes(compound_file(biff((0, 0), (65_535, 255))))
     assert "a sheet spans 16,777,216 cells" in read_error(far)
+
+
+@pytest.mark.parametrize(
+    "far",
+    [
+        b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>',
+        b'<row r="1048576"><c r="xfd1048576"><v>1</v></c></row>',  # calamine reads lower case
+        b"<row r='1048576'><c r = 'XFD1048576'><v>1</v></c></row>",  # and other quotes
+    ],
+)
+def test_every_spelling_of_a_reference_counts_in_the_span(tmp_path: Path, far: bytes) -> None:
+    path = hostile.xlsx(tmp_path / "far.xlsx", [hostile._HEADER, far])
+    assert archive.scan_workbook(path, "far.xlsx").largest == 1_048_576 * 16_384
+
+
+def test_references_and_counts_a_parser_might_read_otherwise_are_refused(tmp_path: Path) -> None:
+    entity = hostile.xlsx(tmp_path / "e.xlsx", [b'<row><c r="&#88;FD1"><v>1</v></c></row>'])
+    assert "damaged (a cell reference ending '&#88;FD1')" in read_error(entity)
+    quoted = hostile.ods_row("x*16384", repeat=1_000).replace('"1000"', "'1000'")
+    assert "a sheet spans 16,384,000 cells" in read_error(hostile.ods(tmp_path / "q.ods", quoted))
+    signed = hostile.ods_row("x*+16384")
+    assert "damaged (a repeat count '+16384')" in read_error(
+        hostile.ods(tmp_path / "s.ods", signed)
+    )

@@ -38,7 +38,10 @@ from campaigns.intake.limits import (
 READ_BYTES = 1 << 20  # unpacked at a time
 _PREFIX = rb"<(?:[A-Za-z_][\w.-]*:)?"  # any namespace prefix: x:c is a cell as much as c
 # SpreadsheetML: rows, cells (with their reference, A1 style) and shared strings.
-_XLSX_TAG = re.compile(_PREFIX + rb'(row|c|si)(?=[\s/>])(?:[^>]*?\sr="([A-Z]*)([0-9]*)")?')
+# A reference: letters (calamine takes lower case too), digits, and anything else, which is damage.
+_XLSX_TAG = re.compile(
+    _PREFIX + rb"(row|c|si)(?=[\s/>])(?:[^>]*?\sr\s*=\s*[\"']([A-Za-z]*)([0-9]*)([^\"']*))?"
+)
 # OpenDocument: sheets, rows and cells, with the attributes that repeat them.
 _ODS_TAG = re.compile(
     _PREFIX + rb"(table|table-row|table-cell|covered-table-cell)(?=[\s/>])([^>]*)>"
@@ -46,7 +49,7 @@ _ODS_TAG = re.compile(
 _TAIL_BYTES = 22 + 0xFFFF + 56 + 20  # end record, longest comment, zip64 end record and locator
 _END_RECORD = b"PK\x05\x06"
 _ZIP64_END_RECORD = b"PK\x06\x06"
-_REPEATED = re.compile(rb'number-(?:rows|columns)-repeated="([0-9]+)"')
+_REPEATED = re.compile(rb"number-(?:rows|columns)-repeated\s*=\s*[\"']([^\"']*)")
 _DAMAGED = "the workbook is damaged ({reason}); save it again from the program that made it"
 
 
@@ -188,9 +191,8 @@ class _XmlScan:
                 "characters",
             )
         if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-            raise InputFileError(
-                f"{self.where}: {_DAMAGED.format(reason='it declares XML entities')}"
-            )  # which expand as a "billion laughs" bomb, and no spreadsheet program writes
+            # Entities expand as a "billion laughs" bomb; no spreadsheet program writes them.
+            raise self.damaged("it declares XML entities")
         cut = int(opens[-1]) if len(opens) else 0
         self.tail = data[cut:]
         for match in self.pattern.finditer(data, 0, cut):
@@ -210,6 +212,15 @@ class _XmlScan:
         grid.columns = max(grid.columns, column)
         grid.rows = max(grid.rows, grid.row)
 
+    def number(self, value: bytes) -> int:
+        if not value.isdigit():
+            raise self.damaged(f"a repeat count {value.decode(errors='replace')!r}")
+        return int(value)
+
+    def damaged(self, what: str) -> InputFileError:
+        """Damage the parser might read otherwise than this scan (an entity, a sign): refused."""
+        return InputFileError(f"{self.where}: {_DAMAGED.format(reason=what)}")
+
     def row_at(self, row: int) -> None:
         self.grid.row, self.grid.column, self.grid.row_cells = row, 0, 0
 
@@ -221,7 +232,9 @@ class _XlsxScan(_XmlScan):
     pattern = _XLSX_TAG
 
     def tag(self, match: re.Match[bytes]) -> None:
-        name, letters, digits = match.groups()
+        name, letters, digits, rest = match.groups()
+        if rest:
+            raise self.damaged(f"a cell reference ending {rest.decode(errors='replace')!r}")
         grid = self.grid
         if name == b"c":
             self.cell_at(_column_number(letters) if letters else grid.column + 1)
@@ -256,7 +269,7 @@ class _OdsScan(_XmlScan):
         name, attributes = match.groups()
         grid = self.grid
         repeated = _REPEATED.search(attributes)
-        count = int(repeated.group(1)) if repeated else 1
+        count = self.number(repeated.group(1)) if repeated else 1
         if name == b"table":
             grid.row = grid.column = 0
         elif name == b"table-row":
@@ -271,7 +284,7 @@ class _OdsScan(_XmlScan):
 def _column_number(letters: bytes) -> int:
     """A1-style column letters as a number: A is 1, Z 26, AA 27."""
     number = 0
-    for letter in letters:
+    for letter in letters.upper():
         number = number * 26 + letter - 64
     return number
 
