@@ -292,11 +292,24 @@ def test_a_small_xls_in_the_mini_stream_is_measured_too(tmp_path: Path) -> None:
         b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>',
         b'<row r="1048576"><c r="xfd1048576"><v>1</v></c></row>',  # calamine reads lower case
         b"<row r='1048576'><c r = 'XFD1048576'><v>1</v></c></row>",  # and other quotes
+        b'<row r="2"><c r="XFD1048576"><v>1</v></c></row>',  # the cell's own row counts
     ],
 )
 def test_every_spelling_of_a_reference_counts_in_the_span(tmp_path: Path, far: bytes) -> None:
     path = hostile.xlsx(tmp_path / "far.xlsx", [hostile._HEADER, far])
     assert archive.scan_workbook(path, "far.xlsx").largest == 1_048_576 * 16_384
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        (b"A" * 5000 + b"1", "a row reaches column"),
+        (b"A" + b"9" * 5000, "a sheet reaches row"),  # Python's int() reads at most 4,300 digits
+    ],
+)
+def test_absurd_references_are_refused(tmp_path: Path, reference: bytes, expected: str) -> None:
+    row = b'<row r="1"><c r="' + reference + b'"><v>1</v></c></row>'
+    assert expected in read_error(hostile.xlsx(tmp_path / "absurd.xlsx", [row]))
 
 
 def test_references_and_counts_a_parser_might_read_otherwise_are_refused(tmp_path: Path) -> None:

@@ -201,21 +201,22 @@ class _XmlScan:
     def tag(self, match: re.Match[bytes]) -> None:
         raise NotImplementedError
 
-    def cell_at(self, column: int) -> None:
-        """A cell in ``column`` of the current row: the grid reaches it."""
+    def cell_at(self, column: int, row: int | None = None) -> None:
+        """A cell in ``column`` of ``row`` (default: the current row): the grid reaches it."""
         grid = self.grid
+        row = grid.row if row is None else row
         if column > MAX_COLUMNS:
             raise _too_wide(self.where, f"a row reaches column {column:,}")
-        if grid.row > MAX_SHEET_ROWS:
-            raise _too_long(self.where, f"a sheet reaches row {grid.row:,}")
+        if row > MAX_SHEET_ROWS:
+            raise _too_long(self.where, f"a sheet reaches row {row:,}")
         grid.column = column
         grid.columns = max(grid.columns, column)
-        grid.rows = max(grid.rows, grid.row)
+        grid.rows = max(grid.rows, row)
 
     def number(self, value: bytes) -> int:
         if not value.isdigit():
             raise self.damaged(f"a repeat count {value.decode(errors='replace')!r}")
-        return int(value)
+        return _integer(value)
 
     def damaged(self, what: str) -> InputFileError:
         """Damage the parser might read otherwise than this scan (an entity, a sign): refused."""
@@ -237,7 +238,9 @@ class _XlsxScan(_XmlScan):
             raise self.damaged(f"a cell reference ending {rest.decode(errors='replace')!r}")
         grid = self.grid
         if name == b"c":
-            self.cell_at(_column_number(letters) if letters else grid.column + 1)
+            # A cell's own reference places it, whatever row it is written in.
+            column = _column_number(letters) if letters else grid.column + 1
+            self.cell_at(column, _integer(digits) if digits else None)
             grid.cells += 1
             grid.row_cells += 1
             if grid.row_cells > MAX_COLUMNS:
@@ -246,7 +249,7 @@ class _XlsxScan(_XmlScan):
             grid.row_elements += 1
             if grid.row_elements > MAX_SHEET_ROWS:
                 raise _too_long(self.where, f"a sheet holds more than {MAX_SHEET_ROWS:,} rows")
-            self.row_at(int(digits) if digits else grid.row + 1)
+            self.row_at(_integer(digits) if digits else grid.row + 1)
         else:
             grid.shared_strings += 1
             if grid.shared_strings > MAX_SHARED_STRINGS:
@@ -281,10 +284,15 @@ class _OdsScan(_XmlScan):
             self.cell_at(grid.column + count)
 
 
+def _integer(digits: bytes) -> int:
+    """Digits as a number, capped far past every limit: Python refuses to read 4,300 digits."""
+    return int(digits) if len(digits) <= 12 else 10**12
+
+
 def _column_number(letters: bytes) -> int:
     """A1-style column letters as a number: A is 1, Z 26, AA 27."""
     number = 0
-    for letter in letters.upper():
+    for letter in letters[:12].upper():  # past any limit already
         number = number * 26 + letter - 64
     return number
 
