@@ -321,3 +321,16 @@ def test_references_and_counts_a_parser_might_read_otherwise_are_refused(tmp_pat
     assert "damaged (a repeat count '+16384')" in read_error(
         hostile.ods(tmp_path / "s.ods", signed)
     )
+
+
+def test_a_declared_count_of_shared_strings_is_held_to_the_limit(tmp_path: Path) -> None:
+    """calamine sets memory aside for uniqueCount strings: 4,000,000,000 aborted the process."""
+    path = hostile.xlsx(tmp_path / "sst.xlsx", [b'<row r="1"><c r="A1" t="s"><v>0</v></c></row>'])
+    with zipfile.ZipFile(path) as packed:
+        parts = {name: packed.read(name) for name in packed.namelist()}
+    declared = b'<sst count="6000000" uniqueCount="4000000000" '  # count: references
+    parts["xl/sharedStrings.xml"] = parts["xl/sharedStrings.xml"].replace(b"<sst ", declared)
+    with zipfile.ZipFile(path, "w") as packed:
+        for name, content in parts.items():
+            packed.writestr(name, content)
+    assert "it declares 4,000,000,000 shared strings; the limit" in read_error(path)

@@ -40,7 +40,7 @@ _PREFIX = rb"<(?:[A-Za-z_][\w.-]*:)?"  # any namespace prefix: x:c is a cell as 
 # SpreadsheetML: rows, cells (with their reference, A1 style) and shared strings.
 # A reference: letters (calamine takes lower case too), digits, and anything else, which is damage.
 _XLSX_TAG = re.compile(
-    _PREFIX + rb"(row|c|si)(?=[\s/>])(?:[^>]*?\sr\s*=\s*[\"']([A-Za-z]*)([0-9]*)([^\"']*))?"
+    _PREFIX + rb"(row|c|si|sst)(?=[\s/>])(?:[^>]*?\sr\s*=\s*[\"']([A-Za-z]*)([0-9]*)([^\"']*))?"
 )
 # OpenDocument: sheets, rows and cells, with the attributes that repeat them.
 _ODS_TAG = re.compile(
@@ -49,6 +49,7 @@ _ODS_TAG = re.compile(
 _TAIL_BYTES = 22 + 0xFFFF + 56 + 20  # end record, longest comment, zip64 end record and locator
 _END_RECORD = b"PK\x05\x06"
 _ZIP64_END_RECORD = b"PK\x06\x06"
+_DECLARED_COUNT = re.compile(rb"uniqueCount\s*=\s*[\"']([^\"']*)")  # not count: references
 _REPEATED = re.compile(rb"number-(?:rows|columns)-repeated\s*=\s*[\"']([^\"']*)")
 _DAMAGED = "the workbook is damaged ({reason}); save it again from the program that made it"
 
@@ -250,16 +251,18 @@ class _XlsxScan(_XmlScan):
             if grid.row_elements > MAX_SHEET_ROWS:
                 raise _too_long(self.where, f"a sheet holds more than {MAX_SHEET_ROWS:,} rows")
             self.row_at(_integer(digits) if digits else grid.row + 1)
-        else:
+        elif name == b"si":
             grid.shared_strings += 1
             if grid.shared_strings > MAX_SHARED_STRINGS:
-                raise over_limit(
-                    self.where,
-                    f"more than {MAX_SHARED_STRINGS:,} shared strings",
-                    "shared strings",
-                    MAX_SHARED_STRINGS,
-                    "strings",
-                )
+                raise self.too_many_strings(f"more than {MAX_SHARED_STRINGS:,} shared strings")
+        else:  # <sst uniqueCount=...>: calamine sets memory aside for that many strings
+            tag = match.string[match.start() : match.string.find(b">", match.start())]
+            for value in _DECLARED_COUNT.findall(tag):
+                if (count := self.number(value)) > MAX_SHARED_STRINGS:
+                    raise self.too_many_strings(f"it declares {count:,} shared strings")
+
+    def too_many_strings(self, found: str) -> InputFileError:
+        return over_limit(self.where, found, "shared strings", MAX_SHARED_STRINGS, "strings")
 
 
 class _OdsScan(_XmlScan):
