@@ -170,8 +170,9 @@ def misnamed_part(path: Path) -> Path:
 
 
 def sparse_span(path: Path) -> Path:
-    """Two cells, at A1 and XFD1048576: a span of 17 billion cells that calamine would allocate."""
-    return xlsx(path, [_HEADER, b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>'])
+    """Two cells, at A1 and FAN1048576 (the last column allowed): a span of 4 billion cells
+    that calamine would allocate."""
+    return xlsx(path, [_HEADER, b'<row r="1048576"><c r="FAN1048576"><v>1</v></c></row>'])
 
 
 def lying_sizes(path: Path) -> Path:
@@ -203,8 +204,8 @@ def patch_declared_size(path: Path, member: str, size: int) -> Path:
 
 
 def repeated_cells_ods(path: Path) -> Path:
-    """One text cell repeated over 16,384 columns and a million rows: 16 billion cells."""
-    return ods(path, ods_row("phone") + ods_row("x*16384", repeat=1_000_000))
+    """One text cell repeated over 4,096 columns and a million rows: 4 billion cells."""
+    return ods(path, ods_row("phone") + ods_row("x*4096", repeat=1_000_000))
 
 
 def far_cell_xls(path: Path) -> Path:
@@ -224,7 +225,7 @@ def many_parts(path: Path) -> Path:
     return path
 
 
-def wide_csv(path: Path, columns: int = 16_385) -> Path:
+def wide_csv(path: Path, columns: int = 4_097) -> Path:
     header = ",".join(f"column{i}" for i in range(columns))
     path.write_text(f"phone,{header}\n13800138000\n", encoding="utf-8")
     return path

@@ -1,7 +1,7 @@
 """Inspect a zipped workbook (.xlsx, .xlsm, .ods) before any spreadsheet parser opens it.
 
 Parsers trust the archive: a 0.8 MB file can unpack to 800 MB of one cell, and calamine sizes
-its grid from the cell references, so two cells at A1 and XFD1048576 ask for 17 billion cells.
+its grid from the cell references, so two cells at A1 and FAN1048576 ask for 4 billion cells.
 So every part is unpacked here first, as a stream, counting what it really holds: the sizes
 the archive declares are checked up front, then again byte by byte, because declarations lie.
 Each XML part is scanned for its longest text, its rows, its widest row and its shared

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from campaigns.errors import InputFileError
 
-MAX_COLUMNS = 16_384  # Excel's own widest sheet (column XFD)
+MAX_COLUMNS = 4_096  # 2,000-column exports exist; each column costs pandas time and memory
 MAX_CELL_CHARS = 32_767  # Excel's own longest cell
 MAX_SHEET_ROWS = 1_048_576  # Excel's own longest sheet; CSV and text files have no row limit
-MAX_HEADER_CHARS = 1 << 20  # the header row as text: all 16,384 columns at 64 characters
+MAX_HEADER_CHARS = 1 << 20  # the header row as text: all 4,096 columns at 256 characters
 MAX_SHARED_STRINGS = 5_000_000  # distinct texts of a workbook: 5 text columns x Excel's rows
 MAX_UNCOMPRESSED_BYTES = 4 << 30  # a workbook's parts once unpacked, all together
 MAX_COMPRESSION_RATIO = 200  # unpacked / packed size of any part over RATIO_FLOOR_BYTES
