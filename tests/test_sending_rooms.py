@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import threading
+from datetime import datetime
 from pathlib import Path
 
 from campaigns.cli.base import _STOP_EXIT_CODES
@@ -73,5 +74,8 @@ def test_an_outcome_says_which_columns_it_writes():
     unknown = Outcome(1, SENDING, attempts=1, keep_lease=True)
     delivered = Outcome(1, "delivered", delivery=True, provider_record="{}")
     assert settled.values()["lease_until"] is None  # gives the lease up
+    assert "due_at" not in settled.values()
+    deferred = Outcome(1, "deferred", due_at=datetime(2026, 12, 2), error_code=109)
+    assert deferred.values()["due_at"] == datetime(2026, 12, 2)
     assert "lease_until" not in unknown.values()  # keeps holding the message
     assert set(delivered.values()) == {"state", "final_at", "provider_record", "error_text"}

@@ -16,12 +16,18 @@ from sqlalchemy import bindparam, update
 from campaigns.store.db import Store
 from campaigns.store.models import Message
 
-# A send attempt settles these; a delivery answer (reconcile) only the last four.
-ATTEMPT_COLUMNS = ("state", "attempts", "sent_at", "error_code", "error_text", "due_at")
+# What each kind of outcome writes. A send attempt settles the first five and gives the lease up
+# (a deferral also sets when the message may go); an unknown outcome keeps the lease; a delivery
+# answer (reconcile) writes only what the lookup found.
+ATTEMPT_COLUMNS = ("state", "attempts", "sent_at", "error_code", "error_text")
+RELEASE_COLUMNS = (*ATTEMPT_COLUMNS, "lease_until")
+DEFER_COLUMNS = (*RELEASE_COLUMNS, "due_at")
 DELIVERY_COLUMNS = ("state", "final_at", "provider_record", "error_text")
+# Bind names of each column (``b_`` keeps them apart from the columns the statement names).
+_BIND = {c: f"b_{c}" for c in ("id", *DEFER_COLUMNS, *DELIVERY_COLUMNS)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """One message's new state and the columns that go with it.
 
@@ -46,11 +52,19 @@ class Outcome:
     def columns(self) -> tuple[str, ...]:
         if self.delivery:
             return DELIVERY_COLUMNS
-        return ATTEMPT_COLUMNS if self.keep_lease else (*ATTEMPT_COLUMNS, "lease_until")
+        if self.keep_lease:
+            return ATTEMPT_COLUMNS
+        return RELEASE_COLUMNS if self.due_at is None else DEFER_COLUMNS
 
     def values(self) -> dict[str, Any]:
         """The Message columns this outcome writes (``lease_until`` None: the lease is given up)."""
         return {column: getattr(self, column, None) for column in self.columns}
+
+    def binds(self) -> dict[str, Any]:
+        """``values()`` and the id, under the bind names ``record_outcomes`` uses."""
+        binds = {_BIND[column]: getattr(self, column, None) for column in self.columns}
+        binds["b_id"] = self.id
+        return binds
 
 
 def record_outcomes(store: Store, outcomes: Sequence[Outcome], me: str | None = None) -> None:
@@ -66,16 +80,12 @@ def record_outcomes(store: Store, outcomes: Sequence[Outcome], me: str | None = 
         by_columns.setdefault(outcome.columns, []).append(outcome)
     with store.session.begin() as session:
         for columns, group in by_columns.items():
-            fence = [Message.id == bindparam("b_id")]
+            fence = [Message.id == bindparam(_BIND["id"])]
             if me is not None:
                 fence.append(Message.claimed_by == me)
             statement = (
                 update(Message)
                 .where(*fence)
-                .values({column: bindparam(f"b_{column}") for column in columns})
+                .values({column: bindparam(_BIND[column]) for column in columns})
             )
-            rows = [
-                {"b_id": outcome.id} | {f"b_{k}": v for k, v in outcome.values().items()}
-                for outcome in group
-            ]
-            session.connection().execute(statement, rows)
+            session.connection().execute(statement, [outcome.binds() for outcome in group])
