@@ -119,6 +119,7 @@ def import_file(
     stored.  With ``template_id`` the campaign sends through an approved v2 template:
     ``params`` ("{姓名},{订单号}") is rendered per row into its templateParams.
     """
+    intake_queries.check_campaign_name(campaign)
     if template_id:
         if not params or message or template_file:
             raise UserError("--template-id needs --params (and no --message / --template-file)")

@@ -141,10 +141,11 @@ def test_campaign_names_are_trimmed_short_and_printable(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     source = _csv(tmp_path, [("13800000001", "张三", "A1")])
-    result = _run(url, "import", str(source), "-c", name, "-m", MESSAGE)
-    assert result.exit_code == 1
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and says in lines[0]
+    for dry_run in ([], ["--dry-run"]):
+        result = _run(url, "import", str(source), "-c", name, "-m", MESSAGE, *dry_run)
+        assert result.exit_code == 1
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0]
     assert "\x1b" not in result.output
     assert _run(url, "list", "--json").output.strip() == "[]"
 

@@ -24,7 +24,7 @@ from campaigns.schedule import SHANGHAI
 @click.option("--params", help='v2 templateParams per row, e.g. "{姓名},{订单号}".')
 @click.option("--phone-column", help="Header of the phone column (found by name otherwise).")
 @click.option("--encoding", help="Force the CSV encoding (utf-8, gbk, gb18030, ...).")
-@click.option("--sheet", help="XLSX sheet name (default: the first).")
+@click.option("--sheet", help="Sheet of a workbook (.xlsx, .xls, .ods; default: the first).")
 @click.option("--allow-international", is_flag=True, help="Accept valid non-mainland numbers.")
 @click.option("--marketing", is_flag=True, help="Marketing text: warn without an opt-out (退订).")
 @click.option("--dry-run", is_flag=True, help="Check and show a sample; store nothing.")
@@ -37,7 +37,7 @@ from campaigns.schedule import SHANGHAI
 @click.option("--json", "as_json", is_flag=True, help="The summary as one JSON object.")
 @click.pass_obj
 def import_command(settings: Settings, file: Path, campaign: str, as_json: bool, **options) -> None:
-    """Import recipients from a CSV or XLSX file into a campaign.
+    """Import recipients from a CSV, XLSX, XLS or ODS file into a campaign.
 
     \b
     Example:
@@ -65,6 +65,7 @@ def _summary_json(summary) -> dict:
     return {
         "campaign": summary.campaign,
         "source": summary.source,
+        "phone_column": summary.phone_column,
         "rows": summary.rows,
         "accepted": summary.accepted,
         "rejected": summary.rejected,
@@ -87,6 +88,7 @@ def _print_import(summary) -> None:
         return
     verb = "would go" if summary.dry_run else "→"
     out.print(f"{summary.source}: {summary.rows} rows {verb} campaign {summary.campaign!r}")
+    out.print(f"  phone column  {summary.phone_column}")
     out.print(
         f"  accepted  {summary.accepted}: {summary.segments} SMS segments "
         f"(estimated cost {summary.cost} SMS); largest message "

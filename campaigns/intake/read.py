@@ -45,6 +45,8 @@ PHONE_HEADERS = (
     "联系电话",
     "号码",
 )
+# Failing an exact header, one that contains one of these: 联系手机, 客户电话, "Mobile Phone".
+PHONE_WORDS = ("手机", "电话", "phone", "mobile")
 TEXT_SUFFIXES = (".csv", ".txt", ".tsv")
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 CHUNK_ROWS = 20_000  # rows handed on at a time, at most
@@ -521,7 +523,8 @@ def _unique(header: list[str]) -> list[str]:
 
 
 def _phone_column(columns: list[str], wanted: str | None, where: str) -> str:
-    """The requested column, else the single header that is a known phone header.
+    """The requested column, else the single known phone header, else the single header holding
+    a phone word.
 
     When there is no single one, the message gives the ``--phone-column`` option to type.
     """
@@ -533,7 +536,9 @@ def _phone_column(columns: list[str], wanted: str | None, where: str) -> str:
             raise InputFileError(f"{where}: no column named {wanted!r}; columns: {found}")
         return matches[0]
     known = {_key(h) for h in PHONE_HEADERS}
-    matches = [c for c in columns if _key(c) in known]
+    matches = [c for c in columns if _key(c) in known] or [
+        c for c in columns if any(word in _key(c) for word in PHONE_WORDS)
+    ]
     if len(matches) == 1:
         return matches[0]
     if matches:
@@ -544,7 +549,7 @@ def _phone_column(columns: list[str], wanted: str | None, where: str) -> str:
         )
     raise InputFileError(
         f"{where}: no phone column found; columns: {found};"
-        f" name it with {phone_column_option(columns[0])} (the column's header)"
+        ' name it with --phone-column "HEADER" (that column\'s header, as in row 1)'
     )
 
 
