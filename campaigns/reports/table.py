@@ -56,8 +56,10 @@ def input_columns(fields: pd.Series) -> pd.DataFrame:
 
 
 def local_time(column: pd.Series) -> pd.Series:
-    """Naive UTC from the store → naive Asia/Shanghai wall-clock time, to the second."""
-    stamps = pd.to_datetime(column).dt.tz_localize("UTC").dt.tz_convert(SHANGHAI)
+    """Naive UTC from the store (datetimes, or SQLite's ISO text) → naive Asia/Shanghai
+    wall-clock time, to the second."""
+    stamps = pd.to_datetime(column, format="ISO8601").dt.tz_localize("UTC")
+    stamps = stamps.dt.tz_convert(SHANGHAI)
     return stamps.dt.tz_localize(None).dt.floor("s")
 
 

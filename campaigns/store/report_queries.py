@@ -77,16 +77,30 @@ def row_count(connection: Connection, campaign_id: int, states: Collection[str] 
 def rows(
     connection: Connection, campaign_id: int, states: Collection[str] | None, chunk_rows: int
 ) -> Iterator[list[tuple]]:
-    """The recipient rows (``ROW_COLUMNS``) in input order, ``chunk_rows`` at a time; on
-    PostgreSQL through a server-side cursor, so neither side holds the whole result."""
+    """The recipient rows (``ROW_COLUMNS``) in input order, ``chunk_rows`` at a time.
+
+    Read through the driver's own cursor, in the snapshot's transaction: plain tuples, times as
+    the driver gives them (text from SQLite, which pandas parses a column at a time), without a
+    Row object and a parsed datetime per value, which cost a fifth of a report's time.  On
+    PostgreSQL the cursor is a server-side one, so neither side holds the whole result.
+    """
     query = (
         select(*(getattr(Message, name) for name in ROW_COLUMNS))
         .where(*_of(campaign_id, states))
         .order_by(Message.row_number, Message.id)
-        .execution_options(yield_per=chunk_rows)
     )
-    for part in connection.execute(query).partitions(chunk_rows):
-        yield [tuple(row) for row in part]
+    # Inlined values: a campaign id and states checked against STATES.
+    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    driver = connection.connection.dbapi_connection
+    assert driver is not None  # an open connection
+    server_side = connection.dialect.name == "postgresql"
+    cursor = driver.cursor("report_rows") if server_side else driver.cursor()
+    try:
+        cursor.execute(sql)
+        while part := cursor.fetchmany(chunk_rows):
+            yield part
+    finally:
+        cursor.close()
 
 
 def input_keys(connection: Connection, campaign_id: int) -> list[tuple[str, bool]]:
