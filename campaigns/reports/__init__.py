@@ -66,8 +66,10 @@ def write_report(
     writer = importlib.import_module(f"{__name__}.{module}").write
     if data.campaign is not None:
         engine, campaign_id = data.campaign.engine, data.campaign.campaign_id
-    else:
+    elif data.frame is not None:
         engine, campaign_id = scratch_campaign(data.frame)
+    else:
+        raise ValueError("ReportData needs a stored campaign or a frame of rows")
     try:
         with snapshot(engine) as connection:
             states = chosen_states(data.states, rejects_only)
