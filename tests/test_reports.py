@@ -252,8 +252,16 @@ def test_unknown_extension_is_a_user_error(campaign, tmp_path):
 
 
 def summary_counts(sheet) -> dict[str, int]:
-    """The "Messages by state" rows of the Summary sheet: state name in A, count in C."""
-    return {row[0]: row[2] for row in sheet.iter_rows(values_only=True) if row and row[0] in STATES}
+    """The "Messages by state" rows of the Summary sheet: state name in A, count in C.
+
+    That block comes first; a later block (receipts) may label a row with a state's name, such as
+    the real provider's bare status text "failed".
+    """
+    counts: dict[str, int] = {}
+    for row in sheet.iter_rows(values_only=True):
+        if row and row[0] in STATES:
+            counts.setdefault(row[0], row[2])
+    return counts
 
 
 def summary_value(sheet, label: str):

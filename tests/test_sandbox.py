@@ -264,8 +264,7 @@ def test_lookup_unknown_is_null_and_empty_is_100(sandbox: Sandbox) -> None:
     assert call(sandbox, FIND, messageId="").json()["code"] == 100
 
 
-def test_real_shapes_byte_for_byte(sandbox: Sandbox) -> None:
-    sandbox.config.shape = "real"
+def test_real_shapes_by_default_byte_for_byte(sandbox: Sandbox) -> None:
     sent = call(sandbox, SEND, number=NUMBER, message=TEXT, messageId="m-1")
     assert sent.content == '{"code":0,"data":"发送成功"}'.encode()
     assert call(sandbox, BALANCE).content == b'{"code":0,"data":999999}'

@@ -54,9 +54,9 @@ Lookup (``findSmsByMessageId``)
     Empty ``messageId`` -> 100. A known id's record, once ``visibility_delay_s`` has passed since
     acceptance, comes in one of two shapes (``shape``):
 
-    ``"real"`` (what public code shows the provider sends): ``data`` is a JSON *object* with
-    exactly ``messageId``, ``toNumber``, ``message``, ``createTime`` ("YYYY-MM-DD HH:MM:SS",
-    Asia/Shanghai), ``status`` and ``appName`` ("campaigns-sandbox").
+    ``"real"`` (the default; what public code shows the provider sends): ``data`` is a JSON
+    *object* with exactly ``messageId``, ``toNumber``, ``message``, ``createTime``
+    ("YYYY-MM-DD HH:MM:SS", Asia/Shanghai), ``status`` and ``appName`` ("campaigns-sandbox").
 
     ``"rich"`` (the sandbox's first guess, kept to test tolerant parsing): ``data`` is a JSON
     *string* (the document says "短信信息的json字符串") holding those six fields plus

@@ -39,7 +39,7 @@ class SandboxConfig:
     balance: int = 1_000_000
     latency_ms: float = 0.0
     ledger: str | None = None
-    shape: Shape = "rich"
+    shape: Shape = "real"
     unknown_reply: UnknownReply = "null"
     daily_limit: int | None = None
     delivery_delay_s: float = 1.5
