@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,12 +117,9 @@ def send_tests(
         earlier = control_queries.count_test_sends(store, campaign.id)
         message_id = ids.id_for_test_send(campaign.token, earlier + 1)
         try:
-            if campaign.template_id:
-                client.send_template(
-                    phone, campaign.template_id, json.loads(params or "[]"), message_id
-                )
-            else:
-                client.send(phone, content, message_id)
+            client.send_message(
+                phone, message_id, content=content, template_id=campaign.template_id, params=params
+            )
             result = TestResult(phone, message_id, True, "sent")
         except (MessageRejected, AccountBlocked) as exc:
             result = TestResult(phone, message_id, False, f"code {exc.code}: {exc.meaning}")

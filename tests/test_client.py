@@ -224,3 +224,31 @@ def test_sandbox_records_in_both_shapes_are_understood(sandbox, shape):
     record = client.find("both-1")
     assert record.delivery == "delivered"
     assert record.fields["toNumber"] == "13800138000"
+
+
+def test_one_dispatch_between_free_text_and_template(monkeypatch):
+    """Every stored message goes through ``send_message``; a template without parameters sends
+    no templateParams, as the official SDKs do."""
+    client = ZhenziClient("http://127.0.0.1:9", APP_ID, Secret(APP_SECRET))
+    sent: list[tuple[str, dict[str, str]]] = []
+    monkeypatch.setattr(
+        client, "_send_once", lambda path, fields, message_id, pace: sent.append((path, fields))
+    )
+    client.send_message("13800000001", "m-1", content="【店】您好")
+    client.send_message("13800000001", "m-2", content="", template_id="7", params='["张三","5"]')
+    client.send_message("13800000001", "m-3", content="", template_id="8", params="[]")
+    client.send_message("13800000001", "m-4", content="", template_id="9", params=None)
+    assert sent == [
+        ("/sms/send.do", {"number": "13800000001", "message": "【店】您好", "messageId": "m-1"}),
+        (
+            "/sms/v2/send.do",
+            {
+                "number": "13800000001",
+                "templateId": "7",
+                "messageId": "m-2",
+                "templateParams": '["张三", "5"]',
+            },
+        ),
+        ("/sms/v2/send.do", {"number": "13800000001", "templateId": "8", "messageId": "m-3"}),
+        ("/sms/v2/send.do", {"number": "13800000001", "templateId": "9", "messageId": "m-4"}),
+    ]

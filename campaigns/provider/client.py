@@ -198,13 +198,28 @@ class ZhenziClient:
         message_id: str,
         pace: Callable[[], None] = _no_pace,
     ) -> SendResult:
-        fields = {
-            "number": number,
-            "templateId": template_id,
-            "templateParams": json.dumps(params, ensure_ascii=False),
-            "messageId": message_id,
-        }
+        fields = {"number": number, "templateId": template_id, "messageId": message_id}
+        if params:  # as the official SDKs do: no templateParams for a template without any
+            fields["templateParams"] = json.dumps(params, ensure_ascii=False)
         return self._send_once(TEMPLATE_SEND_PATH, fields, message_id, pace)
+
+    def send_message(
+        self,
+        number: str,
+        message_id: str,
+        *,
+        content: str,
+        template_id: str | None = None,
+        params: str | None = None,
+        pace: Callable[[], None] = _no_pace,
+    ) -> SendResult:
+        """The one choice between free text and an approved v2 template (``params``: the JSON
+        list stored with the message), for every caller that sends a stored message."""
+        if template_id:
+            return self.send_template(
+                number, template_id, json.loads(params or "[]"), message_id, pace
+            )
+        return self.send(number, content, message_id, pace)
 
     def balance(self) -> int:
         return int(self._retrying(lambda: self._call(BALANCE_PATH, {})))

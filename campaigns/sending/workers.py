@@ -7,7 +7,6 @@ run is stopping, on a lease about to expire, or for a number suppressed meanwhil
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 from collections.abc import Callable
@@ -166,12 +165,14 @@ class WorkerPool:
         return outcomes.attempted(claim, SENT, result.requests, sent_at=utcnow())
 
     def _request(self, claim: Claim) -> SendResult:
-        if self.template_id:
-            params = json.loads(claim.params or "[]")
-            return self.client.send_template(
-                claim.phone, self.template_id, params, claim.message_id, self.limiter.acquire
-            )
-        return self.client.send(claim.phone, claim.content, claim.message_id, self.limiter.acquire)
+        return self.client.send_message(
+            claim.phone,
+            claim.message_id,
+            content=claim.content,
+            template_id=self.template_id,
+            params=claim.params,
+            pace=self.limiter.acquire,
+        )
 
     def _crashed(self, claim: Claim, exc: Exception) -> Outcome:
         """A bug: the run stops and re-raises it; the message may have gone, so it is unknown."""
