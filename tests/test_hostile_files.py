@@ -19,7 +19,7 @@ import pytest
 from openpyxl import Workbook
 
 from bench import hostile
-from campaigns.intake import archive, oldexcel, read, spreadsheets
+from campaigns.intake import archive, limits, oldexcel, spreadsheets
 from campaigns.intake.read import read_recipients
 from tests.test_intake_read import read_all, read_error, write
 
@@ -107,7 +107,7 @@ def test_csv_header_of_any_length_up_to_the_column_limit(
     assert len(header.encode()) > 8192
     assert result.frame.columns.tolist() == ["手机号", *names]
     assert result.frame.iloc[0, -1] == "1999"
-    monkeypatch.setattr(read, "MAX_COLUMNS", 2_001)  # the limit's edge, without 4,096 columns
+    monkeypatch.setattr(limits, "MAX_COLUMNS", 2_001)  # the limit's edge, without 4,096 columns
     assert len(read_all(tmp_path / "wide.csv").frame.columns) == 2_001
     assert "2,002 columns" in read_error(hostile.wide_csv(tmp_path / "over.csv", columns=2_001))
 

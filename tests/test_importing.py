@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from campaigns import importing
 from campaigns.errors import InputFileError, UserError
 from campaigns.importing import ImportSummary, import_file
-from campaigns.intake import read
+from campaigns.intake import delimited, limits
 from campaigns.intake.seen import SeenNumbers
 from campaigns.store import intake_queries
 from campaigns.store.db import Store, alembic_config
@@ -137,8 +137,8 @@ def test_duplicates_across_chunks_and_earlier_imports(
 ) -> None:
     monkeypatch.setattr(SeenNumbers, "MERGE_LIMIT", merge_limit)
     monkeypatch.setattr(intake_queries, "ROWS_PER_STATEMENT", 7)
-    monkeypatch.setattr(read, "BLOCK_BYTES", 512)
-    monkeypatch.setattr(read, "CHUNK_ROWS", 40)
+    monkeypatch.setattr(delimited, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(limits, "CHUNK_ROWS", 40)
     first = numbered(300) + [numbered(1)[0]] + [numbered(1, 150)[0]]
     summary = import_file(
         any_store, write_csv(tmp_path / "1.csv", first), campaign="c", message=MESSAGE
@@ -247,8 +247,8 @@ def test_a_failure_half_way_leaves_the_campaign_as_it_was(
         any_store, write_csv(tmp_path / "a.csv", numbered(10)), campaign="c", message=MESSAGE
     )
     before = (messages(any_store), table(any_store, "imports"), table(any_store, "campaigns"))
-    monkeypatch.setattr(read, "BLOCK_BYTES", 512)
-    monkeypatch.setattr(read, "CHUNK_ROWS", 40)
+    monkeypatch.setattr(delimited, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(limits, "CHUNK_ROWS", 40)
     rows = numbered(200, 100)
     rows[180] = ("13800000280", "客户,多余")  # row 182, many chunks in
     bad = write_csv(tmp_path / "bad.csv", rows)

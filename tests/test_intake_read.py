@@ -13,7 +13,7 @@ import pytest
 from openpyxl import Workbook
 
 from campaigns.errors import InputFileError, UserError
-from campaigns.intake import read
+from campaigns.intake import delimited, limits
 from campaigns.intake.phones import normalise_phones
 from campaigns.intake.read import read_recipients
 
@@ -287,8 +287,8 @@ def odd_lines(rows: int) -> tuple[list[str], list[int]]:
 def test_chunks_keep_every_row_and_its_number(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoding: str, last: str
 ) -> None:
-    monkeypatch.setattr(read, "BLOCK_BYTES", 256)
-    monkeypatch.setattr(read, "CHUNK_ROWS", 20)
+    monkeypatch.setattr(delimited, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(limits, "CHUNK_ROWS", 20)
     lines, expected = odd_lines(400)
     text = "\n".join(["手机号,姓名,城市", *lines, last]) + "\n"
     chunks = list(read_recipients(write(tmp_path, "big.csv", text, encoding)).chunks)
@@ -305,8 +305,8 @@ def test_chunks_keep_every_row_and_its_number(
 
 
 def test_every_row_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(read, "BLOCK_BYTES", 128)
-    monkeypatch.setattr(read, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(delimited, "BLOCK_BYTES", 128)
+    monkeypatch.setattr(limits, "CHUNK_ROWS", 10)
     text = "phone,name,city\n" + "".join(f"1380000{row:04d}\n" for row in range(2, 200))
     chunks = list(read_recipients(write(tmp_path, "s.csv", text)).chunks)
     assert max(len(chunk.frame) for chunk in chunks) < 100  # placed as read, not all at the end
@@ -314,8 +314,8 @@ def test_every_row_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_bad_row_in_a_later_chunk_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(read, "BLOCK_BYTES", 256)
-    monkeypatch.setattr(read, "CHUNK_ROWS", 20)
+    monkeypatch.setattr(delimited, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(limits, "CHUNK_ROWS", 20)
     rows = [f"1380000{row:04d},名" for row in range(2, 300)]
     rows[250] = "13800000252,名,多余"
     path = write(tmp_path, "late.csv", "手机号,姓名\n" + "\n".join(rows) + "\n")
@@ -327,7 +327,7 @@ def test_bad_row_in_a_later_chunk_is_named(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_xlsx_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(read, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(limits, "CHUNK_ROWS", 3)
     rows = [["手机号", "姓名"]] + [[13800000000 + i, f"名{i}"] for i in range(10)]
     rows[5] = [None, None]
     path = xlsx(tmp_path, {"S": rows})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -22,7 +23,7 @@ class RowsProgress:
 
     def __init__(self, stack: ExitStack) -> None:
         self._stack = stack
-        self._show = None
+        self._show: Callable[[int, int | None, str], None] | None = None
         self._since = (0.0, 0)  # (time, rows) of the first chunk: the rate leaves out set-up
 
     def __call__(self, done: int, total: int) -> None:

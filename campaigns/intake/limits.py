@@ -19,6 +19,9 @@ MAX_UNCOMPRESSED_BYTES = 4 << 30  # a workbook's parts once unpacked, all togeth
 MAX_COMPRESSION_RATIO = 200  # unpacked / packed size of any part over RATIO_FLOOR_BYTES
 MAX_PARTS = 10_000  # files inside a workbook: a sheet, its drawing and pictures are a few each
 MAX_LOADED_CELLS = 8_000_000  # cells of a .xls or .ods sheet, which are read whole
+# What is handed on at a time, so that memory stays flat however long the file is.
+CHUNK_ROWS = 20_000  # rows handed on at a time, at most
+CHUNK_CELLS = 200_000  # cells handed on at a time, at most: a wide file comes in fewer rows
 
 RATIO_FLOOR_BYTES = 1 << 20  # small parts (styles, themes) compress far better; they are harmless
 # No XML text run of a cell within MAX_CELL_CHARS is longer in bytes: 3 bytes a character in
@@ -33,3 +36,16 @@ def over_limit(where: str, found: str, limit: str, value: int, unit: str) -> Inp
         f"{where}: refused: {found}; the limit for {limit} is {value:,} {unit}"
         " (no recipients list comes near it)"
     )
+
+
+def check_width(width: int, where: str) -> None:
+    if width > MAX_COLUMNS:
+        raise over_limit(
+            where, f"the header row has {width:,} columns", "columns", MAX_COLUMNS, "columns"
+        )
+
+
+def chunk_rows(width: int) -> int:
+    """Rows a chunk holds: CHUNK_ROWS, fewer for a wide file so that a chunk stays within
+    CHUNK_CELLS cells."""
+    return max(1, min(CHUNK_ROWS, CHUNK_CELLS // max(width, 1)))

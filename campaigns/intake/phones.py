@@ -13,12 +13,20 @@ import phonenumbers
 
 from campaigns.reasons import PHONE_REASONS
 
+
 # phonenumbers is the reference for which numbers are mobiles.  Its CN mobile pattern covers every
 # MOBILE and FIXED_LINE_OR_MOBILE number (the latter must match the mobile pattern too), and every
 # branch is 11 digits, so a full match is exactly "valid mobile" for phonenumbers.  \d becomes
 # [0-9] so that pandas keeps the pattern on pyarrow's RE2 instead of Python's Unicode-aware re.
-_CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
-MOBILE_PATTERN: str = _CN.mobile.national_number_pattern.replace(r"\d", "[0-9]")
+def _mobile_pattern() -> str:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    mobile = metadata.mobile if metadata else None
+    if mobile is None or not mobile.national_number_pattern:
+        raise RuntimeError("phonenumbers has no mobile pattern for CN: reinstall phonenumbers")
+    return mobile.national_number_pattern.replace(r"\d", "[0-9]")
+
+
+MOBILE_PATTERN = _mobile_pattern()
 MOBILE_TYPES = (
     phonenumbers.PhoneNumberType.MOBILE,
     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,

@@ -56,8 +56,9 @@ def load_template(message: str | None, template_file: str | Path | None) -> str:
     line break, which an editor adds and the recipient would otherwise receive."""
     if (message is None) == (template_file is None):
         raise UserError("give the message either as text or as a template file (one of the two)")
-    if template_file is None:
+    if message is not None:
         return message
+    assert template_file is not None  # exactly one of the two was given
     path = Path(template_file)
     try:
         return path.read_text(encoding="utf-8-sig").rstrip("\r\n")
@@ -187,7 +188,7 @@ def _parts(template: str) -> list[tuple[str, str | None]]:
     _check_braces(template)
     parsed = list(string.Formatter().parse(template))
     for _, name, spec, conversion in parsed:
-        if name == "" or spec or conversion:
+        if name is not None and (name == "" or spec or conversion):
             bad = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
             raise UserError(f"placeholder {{{bad}}} must be a bare column name, like {{姓名}}")
     return [(literal, name) for literal, name, _, _ in parsed]

@@ -82,7 +82,9 @@ class SeenNumbers:
         """Append ``rows`` to the file; return where they start.  (A merged run is written
         again and the old copy left behind: the file stays a few times 4 bytes a number.)"""
         offset = self._end
-        os.pwrite(self._rows.fileno(), np.ascontiguousarray(rows, ROW), offset * ROW.itemsize)
+        os.pwrite(
+            self._rows.fileno(), np.ascontiguousarray(rows, ROW).tobytes(), offset * ROW.itemsize
+        )
         self._end += len(rows)
         return offset
 

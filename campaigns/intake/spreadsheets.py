@@ -11,7 +11,7 @@ flat; a larger .ods or .xls is refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ _ENCRYPTED_STREAM = "EncryptionInfo".encode("utf-16-le")
 # A full 1,048,576-row sheet of three columns unpacks to 182 MB and peaks at 420 MB in calamine.
 WHOLE_READ_BYTES = 256 << 20
 
-Rows = Iterator[list[Any]]  # a sheet's rows from row 1, each from column A
+Rows = Generator[list[Any], None, None]  # a sheet's rows from row 1, each from column A
 
 
 def file_head(path: Path, size: int) -> bytes:
