@@ -15,28 +15,42 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from campaigns import controls
 from campaigns.config import Settings
-from campaigns.errors import UserError
+from campaigns.errors import (
+    AccountBlocked,
+    ConnectionProblem,
+    SendStopped,
+    TlsError,
+    Transient,
+    UserError,
+)
 from campaigns.provider.codes import UNRECOGNISED_STATUS, describe
-from campaigns.store import queries
+from campaigns.send_settings import SendSettings, SendStart, merge, resume_command
+from campaigns.store import campaign_queries, queries
 from campaigns.store.db import Store
 from campaigns.store.models import (
     CANCEL,
     DEFERRED,
+    DELIVERED,
+    EXPIRED,
     FINAL_STATES,
+    INVALID,
     PAUSE,
     PENDING,
     SENDING,
     SENT,
     STATES,
+    SUPPRESSED,
+    UNDELIVERED,
+    Campaign,
 )
 
 if TYPE_CHECKING:
@@ -112,6 +126,11 @@ def insecure_tls_uses(warnings: str | None) -> list[str]:
     return [w for w in json.loads(warnings or "[]") if w.endswith(INSECURE)]
 
 
+def content_warnings(warnings: str | None) -> list[str]:
+    """The campaign's warnings about its text (import's), without the ``--insecure-tls`` history."""
+    return [w for w in json.loads(warnings or "[]") if not w.endswith(INSECURE)]
+
+
 def reasons() -> dict[str, str]:
     """Import reject reason codes and their plain-English meaning."""
     from campaigns.reasons import REASONS
@@ -133,18 +152,111 @@ def import_file(settings: Settings, path: str | Path, **options) -> ImportSummar
 # -- send, reconcile, balance ----
 
 
-def send(settings: Settings, name: str, options: SendOptions | None = None) -> SendProgress:
-    """Send (or resume) a campaign. Senders of one account share ``options.rate``."""
-    from campaigns.sending import SendOptions, send_campaign
+def start_send(
+    settings: Settings,
+    name: str,
+    given: Mapping[str, object],
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> SendStart:
+    """Decide how a send runs and store it with the campaign, before it starts.
+
+    ``given`` holds only the options the user typed (raw text), on top of what is stored; a
+    marketing text without 退订 is refused unless ``without_opt_out`` is on (stored or given).
+    A dry run stores and refuses nothing.
+    """
+    from campaigns.schedule import shanghai_now
 
     with _store(settings) as store:
-        return send_campaign(
-            store,
-            _campaign_client(settings, store, name, "send"),
-            name,
-            options or SendOptions(),
-            account=f"{settings.api_url}#{settings.app_id}",
-        )
+        campaign = campaign_queries.campaign_by_name(store, name)
+        stored = SendSettings.from_json(campaign.send_settings)
+        effective, changes = merge(stored, given, now or shanghai_now())
+        warnings = content_warnings(campaign.warnings)
+        if dry_run:
+            return SendStart(effective, changes, resumed=stored is not None, warnings=warnings)
+        if not effective.without_opt_out and _lacks_opt_out(campaign, effective, warnings):
+            raise UserError(
+                f"campaign {name!r} is marketing and its text has no opt-out (退订, e.g. 回T退订): "
+                "carriers block such texts; import it again with one, or send it anyway with "
+                "--without-opt-out"
+            )
+        campaign_queries.update_campaign(store, campaign.id, send_settings=effective.to_json())
+    return SendStart(effective, changes, resumed=stored is not None, warnings=warnings)
+
+
+def _lacks_opt_out(campaign: Campaign, sending: SendSettings, warnings: list[str]) -> bool:
+    """Marketing without 退订: as import --marketing found it, or as `send --marketing` finds it."""
+    if any(warning.startswith(NO_OPT_OUT) for warning in warnings):
+        return True
+    if not sending.marketing:
+        return False
+    from campaigns.intake.render import template_warnings  # loads pandas: only for --marketing
+
+    found = template_warnings(campaign.template, marketing=True)
+    return any(warning.startswith(NO_OPT_OUT) for warning in found)
+
+
+# How the import's warning for a marketing text without 退订 begins (campaigns.intake.render).
+NO_OPT_OUT = "marketing message without an opt-out phrase"
+
+
+def send(settings: Settings, name: str, options: SendOptions | None = None) -> SendProgress:
+    """Send (or resume) a campaign. Senders of one account share ``options.rate``.
+
+    Without ``options``, the settings stored with the campaign (defaults if none). A refusal
+    before the first message (balance, credentials, TLS) is recorded for `status` too.
+    """
+    from campaigns.sending import send_campaign
+
+    with _store(settings) as store:
+        campaign = campaign_queries.campaign_by_name(store, name)
+        if options is None:
+            options = (SendSettings.from_json(campaign.send_settings) or SendSettings()).options()
+        try:
+            return send_campaign(
+                store,
+                _campaign_client(settings, store, name, "send"),
+                name,
+                options,
+                account=f"{settings.api_url}#{settings.app_id}",
+            )
+        except SendStopped as exc:
+            _record_refusal(store, campaign.id, str(exc))
+            raise SendStopped(
+                _quoted_hint(str(exc), name), exc.reason, account=exc.account
+            ) from exc
+        except AccountBlocked as exc:
+            _record_refusal(store, campaign.id, _refusal(exc), exc.code)
+            raise
+        except (TlsError, ConnectionProblem, Transient) as exc:
+            _record_refusal(store, campaign.id, _refusal(exc))
+            raise
+
+
+def _refusal(exc: Exception) -> str:
+    if isinstance(exc, AccountBlocked):
+        return f"{exc}; {exc.advice}" if exc.advice else str(exc)
+    if isinstance(exc, Transient):
+        return f"the provider is unavailable: {exc}; try again later"
+    return str(exc)
+
+
+def _record_refusal(store: Store, campaign_id: int, why: str, code: int | None = None) -> None:
+    """Why the send stopped, unless the run already recorded it (it clears it as it starts)."""
+    with store.session.begin() as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is not None and campaign.stop_reason is None:
+            campaign.stop_reason = why
+            campaign.stop_code = code
+
+
+def _quoted_hint(message: str, name: str) -> str:
+    """The run's resume hint quoted for a shell, saying it keeps the stored settings."""
+    return message.replace(
+        f"`campaigns send {name}`",
+        f"`{resume_command(name)}` (it resumes with the campaign's stored send settings)",
+    )
 
 
 def send_plan(settings: Settings, name: str) -> SendPlan:
@@ -275,12 +387,17 @@ class CampaignStatus:
     # Sent messages whose provider record carries a status text we cannot read, by that text.
     unrecognised_statuses: dict[str, int] = field(default_factory=dict)
     insecure_tls_uses: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # import's, about the text
+    send_settings: SendSettings | None = None  # stored when a send first started
 
     def as_json(self) -> str:
         shown: dict[str, object] = {
             "campaign": self.campaign,
             "total": self.total,
             "by_state": self.by_state,
+            "warnings": self.warnings,
+            "send_settings": asdict(self.send_settings) if self.send_settings else None,
+            "stop_reason": self.stop_reason,
         }
         if self.unrecognised_statuses:
             shown["unrecognised_statuses"] = self.unrecognised_statuses
@@ -316,6 +433,8 @@ def status(settings: Settings, name: str) -> CampaignStatus:
         finished_at=campaign.finished_at,
         unrecognised_statuses=unrecognised,
         insecure_tls_uses=insecure_tls_uses(campaign.warnings),
+        warnings=content_warnings(campaign.warnings),
+        send_settings=SendSettings.from_json(campaign.send_settings),
     )
 
 
@@ -346,20 +465,30 @@ def _unrecognised_statuses(store: Store, campaign_id: int) -> dict[str, int]:
 
 @dataclass
 class CampaignRow:
+    """One line of `list`: counts over the messages to send (rejects at import apart)."""
+
     campaign: str
     state: str  # ready, sending, paused, stopped, cancelled, done
-    done: int  # messages in a final state
-    total: int
+    sent: int  # accepted by the provider (sent, delivered, undelivered, expired)
+    final: int  # with a final answer: delivered, undelivered, expired, failed, cancelled
+    total: int  # messages to send: every imported row but the rejected ones
+    rejected: int  # rejected at import (invalid) or on the suppression list
     created_at: datetime
 
     def as_dict(self) -> dict:
         return {
             "campaign": self.campaign,
             "state": self.state,
-            "done": self.done,
+            "sent": self.sent,
+            "final": self.final,
             "total": self.total,
+            "rejected": self.rejected,
             "created_at": f"{self.created_at:%Y-%m-%d %H:%M:%S}Z",
         }
+
+
+ACCEPTED_STATES = (SENT, DELIVERED, UNDELIVERED, EXPIRED)
+REJECTED_STATES = (INVALID, SUPPRESSED)
 
 
 def _campaign_state(campaign, counts: dict[str, int], live: bool) -> str:
@@ -385,13 +514,16 @@ def list_campaigns(settings: Settings) -> list[CampaignRow]:
         for campaign in queries.list_campaigns(store):
             mine = counts.get(campaign.id, dict.fromkeys(STATES, 0))
             live = bool(mine[SENDING]) and bool(queries.active_senders(store, campaign.id))
+            rejected = sum(mine[state] for state in REJECTED_STATES)
             rows.append(
                 CampaignRow(
                     campaign.name,
                     _campaign_state(campaign, mine, live),
-                    sum(mine[state] for state in FINAL_STATES),
-                    sum(mine.values()),
-                    campaign.created_at,
+                    sent=sum(mine[state] for state in ACCEPTED_STATES),
+                    final=sum(mine[state] for state in FINAL_STATES) - rejected,
+                    total=sum(mine.values()) - rejected,
+                    rejected=rejected,
+                    created_at=campaign.created_at,
                 )
             )
     return rows

@@ -54,11 +54,11 @@ def test_status_table_snapshot(run, imported):
 
 def test_list_as_table_and_json(run, imported):
     listed = json.loads(run("list", "--json").output)
-    assert [(c["campaign"], c["state"], c["done"], c["total"]) for c in listed] == [
-        ("s", "ready", 2, 4)
-    ]
+    figures = [(c["campaign"], c["state"], c["sent"], c["final"], c["total"]) for c in listed]
+    assert figures == [("s", "ready", 0, 0, 2)]  # 2 of 4 rows rejected: not to send, not done
+    assert listed[0]["rejected"] == 2
     table = run("list").output
-    assert "│ s        │ ready │  2/4 │" in table
+    assert "│ s        │ ready │    0 │     0 │     2 │        2 │" in table
 
 
 def test_import_dry_run_json_stores_nothing(run, tmp_path):

@@ -29,6 +29,7 @@ EXIT_INTERRUPTED = 130
 _STOP_EXIT_CODES = {
     StopReason.ACCOUNT: EXIT_STOPPED,
     StopReason.PROVIDER_DOWN: EXIT_STOPPED,
+    StopReason.CONNECTION: EXIT_STOPPED,
     StopReason.CANCELLED: EXIT_STOPPED,
     StopReason.OVER_BUDGET: EXIT_STOPPED,
     StopReason.PAUSED: EXIT_STOPPED,
@@ -69,7 +70,10 @@ def labelled(label: str, style: str, message: str) -> Text:
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(labelled("error:", "bold red", message), soft_wrap=True)
+    if code == EXIT_INTERRUPTED:  # the operator's own Ctrl-C: not an error
+        err.print(message, soft_wrap=True)
+    else:
+        err.print(labelled("error:", "bold red", message), soft_wrap=True)
     sys.exit(code)
 
 

@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
 from campaigns import api
-from campaigns.cli.base import cli, err, out, progress
+from campaigns.cli.base import cli, err, labelled, out, progress
 from campaigns.config import Settings
 from campaigns.errors import UserError
-from campaigns.schedule import MARKETING_WINDOW, Cap, Window, parse_moment, utc_to_shanghai_wall
+from campaigns.schedule import MARKETING_WINDOW, utc_to_shanghai_wall
+from campaigns.send_settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_ERROR_BUDGET,
+    OPTION_NAMES,
+    resume_command,
+)
 
 
 @cli.command()
 @click.argument("name")
-@click.option("--rate", type=float, default=None, help="Messages per second for the whole account.")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--rate",
+    metavar="N",
+    help="Messages per second for the whole account [default: none, as fast as the account "
+    "allows].",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="The most requests in flight at once.",
+)
 @click.option(
     "--dry-run", is_flag=True, help="Show what would be sent and if the balance covers it."
 )
@@ -30,7 +48,11 @@ from campaigns.schedule import MARKETING_WINDOW, Cap, Window, parse_moment, utc_
     help="Daily send hours, Asia/Shanghai, e.g. 08:00-21:00 "
     f"(default {MARKETING_WINDOW} for --marketing).",
 )
-@click.option("--marketing", is_flag=True, help=f"Marketing SMS: only inside {MARKETING_WINDOW}.")
+@click.option(
+    "--marketing/--no-marketing",
+    default=False,
+    help=f"Marketing SMS: only inside {MARKETING_WINDOW}, and only with 退订 in the text.",
+)
 @click.option("--at", "start_at", metavar="'YYYY-MM-DD HH:MM'", help="Start no earlier than this.")
 @click.option("--until", metavar="'YYYY-MM-DD HH:MM'", help="Stop sending at this time.")
 @click.option(
@@ -41,32 +63,36 @@ from campaigns.schedule import MARKETING_WINDOW, Cap, Window, parse_moment, utc_
 )
 @click.option(
     "--error-budget",
-    default="20%/200",
+    default=DEFAULT_ERROR_BUDGET,
     show_default=True,
     metavar="X%/N",
     help="Pause when more than X% of the last N sends fail permanently.",
 )
 @click.option(
-    "--allow-partial", is_flag=True, help="Start even if the balance cannot cover it all."
+    "--allow-partial/--no-allow-partial",
+    default=False,
+    help="Start even if the balance cannot cover it all.",
 )
-@click.pass_obj
+@click.option(
+    "--without-opt-out",
+    is_flag=True,
+    help="Send a marketing text that has no 退订 anyway (carriers may block it).",
+)
+@click.pass_context
 def send(
-    settings: Settings,
+    ctx: click.Context,
     name: str,
-    rate: float | None,
-    concurrency: int,
     dry_run: bool,
     tests: tuple[str, ...],
-    window: str | None,
-    marketing: bool,
-    start_at: str | None,
-    until: str | None,
     no_wait: bool,
-    cap: str | None,
-    error_budget: str,
-    allow_partial: bool,
+    **_: object,
 ) -> None:
     """Send the campaign's pending messages; run again to resume after any stop.
+
+    The first send stores its settings (--rate, --window/--marketing, --at, --until, --cap,
+    --error-budget, --allow-partial, --concurrency, --without-opt-out) with the campaign:
+    `send NAME` alone resumes with them, from any host. An option given again replaces its
+    stored value; `none` clears --rate, --window, --at, --until or --cap.
 
     \b
     Example:
@@ -74,29 +100,22 @@ def send(
       campaigns send spring --dry-run
       campaigns send spring --test 13800138000
       campaigns send spring --marketing --cap 2/24h
+      campaigns send spring            # resume with the stored settings
     """
-    if dry_run:
-        return _print_plan(api.send_plan(settings, name))
+    settings: Settings = ctx.obj
     if tests:
         for result in api.send_tests(settings, name, tests):
             verdict = "sent" if result.ok else f"NOT sent: {result.detail}"
             out.print(f"test {result.phone} ({result.message_id}): {verdict}")
         return None
-    # Imported here: the commands that do not send start without the sending machinery.
-    from campaigns.sending import SendOptions
-
-    options = SendOptions(
-        rate=rate,
-        concurrency=concurrency,
-        window=Window.parse(window or MARKETING_WINDOW) if (window or marketing) else None,
-        start_at=parse_moment(start_at, "--at") if start_at else None,
-        until=parse_moment(until, "--until") if until else None,
-        no_wait=no_wait,
-        cap=Cap.parse(cap) if cap else None,
-        error_budget=_budget(error_budget),
-        allow_partial=allow_partial,
-        on_wait=lambda message: err.print(message),
-    )
+    start = api.start_send(settings, name, _given(ctx), dry_run=dry_run)
+    for warning in start.warnings:
+        err.print(labelled("warning:", "yellow", warning))
+    if dry_run:
+        out.print(f"would send with: {start.settings.as_options()}")
+        return _print_plan(api.send_plan(settings, name))
+    err.print(start.line())
+    options = start.settings.options(no_wait=no_wait, on_wait=lambda message: err.print(message))
     with progress("sending") as show:
         options.on_progress = lambda p: show(p.done, p.total, f"failed {p.failed}")
         sent = api.send(settings, name, options)
@@ -113,12 +132,13 @@ def send(
     out.print(", ".join(parts))
 
 
-def _budget(text: str) -> tuple[float, int]:
-    try:
-        share, window = text.split("/")
-        return float(share.rstrip("%")) / 100, int(window)
-    except ValueError:
-        raise UserError(f"--error-budget {text!r}: expected X%/N, e.g. 20%/200") from None
+def _given(ctx: click.Context) -> dict[str, object]:
+    """The stored settings' options the user typed this time (not click's defaults)."""
+    return {
+        name: ctx.params[name]
+        for name in OPTION_NAMES
+        if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+    }
 
 
 def _print_plan(plan) -> None:
@@ -147,7 +167,7 @@ def pause(settings: Settings, name: str) -> None:
       campaigns pause spring
     """
     api.pause(settings, name)
-    out.print(f"campaign {name} paused; `campaigns send {name}` resumes it")
+    out.print(f"campaign {name} paused; `{resume_command(name)}` resumes it")
 
 
 @cli.command()
@@ -191,4 +211,4 @@ def retry(settings: Settings, name: str, states: str, codes: str | None) -> None
     except ValueError:
         raise UserError(f"--codes {codes!r}: expected numbers like 1000,109") from None
     count = api.retry(settings, name, [s.strip() for s in states.split(",")], wanted)
-    out.print(f"{count} messages queued again with new messageIds; run `campaigns send {name}`")
+    out.print(f"{count} messages queued again with new messageIds; run `{resume_command(name)}`")

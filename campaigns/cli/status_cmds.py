@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import UTC
 
 import click
@@ -12,6 +13,8 @@ from campaigns import api
 from campaigns.cli.base import cli, out
 from campaigns.config import Settings
 from campaigns.schedule import SHANGHAI
+from campaigns.send_settings import resume_command
+from campaigns.store.db import masked
 from campaigns.store.models import STATES
 
 
@@ -33,25 +36,35 @@ def print_status(status: api.CampaignStatus) -> None:
         out.print(f"{count} sent messages carry the unrecognised status {text!r}: please report it")
     for use in status.insecure_tls_uses:
         out.print(f"history: {use}")
+    for warning in status.warnings:
+        out.print(f"warning: {warning}")
+    if status.send_settings:
+        out.print(f"send settings (stored): {status.send_settings.as_options()}")
     _print_next_step(status)
 
 
 def _print_next_step(status: api.CampaignStatus) -> None:
     """Why the campaign is where it is, and the exact command that moves it on."""
     name = status.campaign
+    resume = resume_command(name)
     if status.senders:
         out.print(f"sending now: {', '.join(status.senders)}")
     if status.control == "cancel":
         out.print("cancelled: its unsent messages will never be sent")
     elif status.control == "pause":
-        out.print(f"paused ({status.stop_reason}); to continue: campaigns send {name}")
+        out.print(f"paused ({status.stop_reason}); to continue: {resume}")
     elif status.stop_reason and not status.senders:
         out.print(f"last send stopped: {status.stop_reason}")
-        out.print(f"to continue: campaigns send {name}")
+        out.print(f"to continue: {resume}" + _with_settings(status))
     elif status.by_state["sent"] and not status.senders:
         out.print(
-            f"delivery not yet confirmed for {status.by_state['sent']}: campaigns reconcile {name}"
+            f"delivery not yet confirmed for {status.by_state['sent']}: "
+            f"campaigns reconcile {shlex.quote(name)}"
         )
+
+
+def _with_settings(status: api.CampaignStatus) -> str:
+    return " (it resumes with the stored send settings)" if status.send_settings else ""
 
 
 @cli.command()
@@ -86,15 +99,19 @@ def list_command(settings: Settings, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([row.as_dict() for row in rows], ensure_ascii=False))
         return
+    out.print(f"database: {masked(settings.db_url)}")
     table = Table(title="campaigns")
-    for column in ("campaign", "state", "done", "created (Asia/Shanghai)"):
-        table.add_column(column, justify="right" if column == "done" else "left")
+    for column in LIST_COLUMNS:
+        table.add_column(column, justify="left" if column in ("campaign", "state") else "right")
+    table.add_column("created (Asia/Shanghai)")
     for row in rows:
         created = row.created_at.replace(tzinfo=UTC).astimezone(SHANGHAI)
-        table.add_row(
-            row.campaign, row.state, f"{row.done}/{row.total}", f"{created:%Y-%m-%d %H:%M}"
-        )
+        figures = [str(getattr(row, column)) for column in LIST_COLUMNS[2:]]
+        table.add_row(row.campaign, row.state, *figures, f"{created:%Y-%m-%d %H:%M}")
     out.print(table)
+
+
+LIST_COLUMNS = ("campaign", "state", "sent", "final", "total", "rejected")
 
 
 @cli.command()

@@ -73,6 +73,9 @@ class Campaign(Base):
     control: Mapped[str | None] = mapped_column(String(16))
     # Set for campaigns sent through an approved v2 template (messages then carry params).
     template_id: Mapped[str | None] = mapped_column(String(64))
+    # How `send` runs it (JSON of campaigns.send_settings.SendSettings), stored when a send first
+    # starts: a resume on any host uses them, and an option given again replaces its value.
+    send_settings: Mapped[str | None] = mapped_column(Text)
 
 
 class Import(Base):
@@ -119,6 +122,7 @@ class Message(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
     due_at: Mapped[datetime | None] = mapped_column(DateTime)  # when a deferred message may go
     params: Mapped[str | None] = mapped_column(Text)  # v2 templateParams (JSON list)
+    import_id: Mapped[int | None] = mapped_column(Integer)  # the Import (file) it came from
 
     __table_args__ = (
         # Claims, status counts and reconcile all filter by campaign and state.  No index on
