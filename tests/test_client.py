@@ -13,7 +13,7 @@ from campaigns.provider.client import (
     ZhenziClient,
     parse_record,
 )
-from tests.real_double import UNKNOWN_SHAPES, DoubleConfig, RealDouble
+from tests.support.real_double import UNKNOWN_SHAPES, DoubleConfig, RealDouble
 from tests.support.recipients import APP_ID, APP_SECRET
 
 

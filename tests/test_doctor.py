@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from campaigns.cli import cli
 from campaigns.doctor import recommended_lookup_wait
-from tests.real_double import (
+from tests.support.real_double import (
     UNDERSCORE_HOST,
     Certificates,
     DoubleConfig,

@@ -21,7 +21,7 @@ from openpyxl import Workbook
 from bench import hostile
 from campaigns.intake import archive, limits, oldexcel, spreadsheets
 from campaigns.intake.read import read_recipients
-from tests.test_intake_read import read_all, read_error, write
+from tests.support.intake import read_all, read_error, write
 
 GiB_MB = 1024
 CORPUS = Path(__file__).with_name("corpus")

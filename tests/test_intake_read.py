@@ -5,7 +5,6 @@ from __future__ import annotations
 import codecs
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -16,15 +15,10 @@ from campaigns.errors import InputFileError, UserError
 from campaigns.intake import delimited, limits
 from campaigns.intake.phones import normalise_phones
 from campaigns.intake.read import read_recipients
+from tests.support.intake import read_all, read_error, write
 
 TEXT = "手机号,姓名,订单号\n13800138000,张三,DD202611270001\n13900139000,李四,0012\n"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
-
-
-def write(tmp_path: Path, name: str, content: str | bytes, encoding: str = "utf-8") -> Path:
-    path = tmp_path / name
-    path.write_bytes(content if isinstance(content, bytes) else content.encode(encoding))
-    return path
 
 
 def xlsx(tmp_path: Path, sheets: dict[str, list[list[object]]], name: str = "r.xlsx") -> Path:
@@ -36,28 +30,6 @@ def xlsx(tmp_path: Path, sheets: dict[str, list[list[object]]], name: str = "r.x
             sheet.append(row)
     book.save(tmp_path / name)
     return tmp_path / name
-
-
-def read_all(path: Path, **options: str) -> SimpleNamespace:
-    """The whole file at once: every chunk's rows and row numbers, concatenated."""
-    recipients = read_recipients(path, **options)
-    chunks = list(recipients.chunks)
-    return SimpleNamespace(
-        frame=pd.concat([chunk.frame for chunk in chunks], ignore_index=True),
-        row_numbers=np.concatenate([chunk.row_numbers for chunk in chunks]),
-        phone_column=recipients.phone_column,
-        source=recipients.source,
-    )
-
-
-def read_error(path: Path, **options: str) -> str:
-    """The message of the InputFileError, checked to be one line naming the file."""
-    with pytest.raises(InputFileError) as caught:
-        read_all(path, **options)
-    message = str(caught.value)
-    assert "\n" not in message
-    assert path.name in message
-    return message
 
 
 def assert_sample(path: Path, **options: str) -> None:

@@ -7,7 +7,13 @@ import pytest
 from openpyxl import load_workbook
 
 from campaigns.store.models import STATES
-from tests.conftest import APP_SECRET, ledger_counts, status_json, valid_phones, write_csv
+from tests.support.recipients import (
+    APP_SECRET,
+    ledger_counts,
+    status_json,
+    valid_phones,
+    write_csv,
+)
 
 MESSAGE = "【榛子测试】{姓名}您好,您的订单已发货。"
 

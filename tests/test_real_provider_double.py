@@ -15,7 +15,7 @@ from collections import Counter
 from click.testing import CliRunner
 
 from campaigns.cli import cli
-from tests.real_double import (
+from tests.support.real_double import (
     UNDERSCORE_HOST,
     UNKNOWN_SHAPES,
     Certificates,

@@ -16,7 +16,7 @@ from campaigns.provider.client import ZhenziClient
 from campaigns.reconcile import ReconcileProgress, reconcile_campaign, reconcile_until_final
 from campaigns.store.db import Store
 from campaigns.store.models import Message
-from tests.real_double import DoubleConfig, RealDouble
+from tests.support.real_double import DoubleConfig, RealDouble
 from tests.support.recipients import valid_phones, write_csv
 
 ODD_NUMBER, NEW_STATUS_NUMBER = valid_phones(2, start=900)

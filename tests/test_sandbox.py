@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from campaigns.provider.sandbox import UNKNOWN_REPLIES, Sandbox, SandboxConfig
-from campaigns.provider.sandbox.config import SHANGHAI
+from campaigns.schedule import SHANGHAI
 from tests.support.sandbox import TlsFiles, sandbox_command, wait_for, write_tls_files
 
 SEND = "/sms/send.do"

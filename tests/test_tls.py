@@ -24,7 +24,7 @@ from campaigns.errors import AccountBlocked, TlsError, Transient, UserError
 from campaigns.provider.client import ZhenziClient
 from campaigns.provider.sandbox import Sandbox, SandboxConfig
 from campaigns.provider.tls import name_matches
-from tests.real_double import (
+from tests.support.real_double import (
     UNDERSCORE_HOST,
     Certificates,
     DoubleConfig,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal, get_args
-from zoneinfo import ZoneInfo
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 APP_NAME = "campaigns-sandbox"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
-from campaigns.provider.sandbox.config import SHANGHAI, SandboxConfig
+from campaigns.provider.sandbox.config import SandboxConfig
 from campaigns.provider.sandbox.faults import Dice, Faults, after_accept, inject_failure
 from campaigns.provider.sandbox.state import Account, OverDailyLimit, Overdrawn, Record
 from campaigns.provider.sandbox.wire import (
@@ -31,6 +31,7 @@ from campaigns.provider.sandbox.wire import (
     record_data,
     refused_reply,
 )
+from campaigns.schedule import SHANGHAI
 
 SEND_PATHS = frozenset({"/sms/send.do", "/sms/v2/send.do"})
 MAX_UNITS = 1000
