@@ -9,8 +9,30 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
-DEFAULT_DB = "sqlite:///campaigns.db"
+# Where the database lives when neither --db nor CAMPAIGNS_DB says: ./campaigns.db if that file
+# already exists in the current folder (the layout before this default), else campaigns.db in
+# the user's data folder (platformdirs: ~/.local/share/campaigns on Linux), so a command run from
+# another folder finds the same campaigns instead of silently starting an empty database.
+LOCAL_DB = "campaigns.db"
+DB_LOCATION_HELP = (
+    "Database URL (env CAMPAIGNS_DB) [default: ./campaigns.db if it exists, else campaigns.db in "
+    "the user data folder]"
+)
+
+
+def default_db_url() -> str:
+    """The database when none is named: the current folder's, else the user's (folder made)."""
+    if Path(LOCAL_DB).is_file():
+        return f"sqlite:///{LOCAL_DB}"
+    from platformdirs import user_data_dir
+
+    folder = Path(user_data_dir("campaigns", appauthor=False))
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / LOCAL_DB}"
+
+
 DEFAULT_API_URL = "https://sms_developer.zhenzikj.com"
 # The official SDKs wait 20 s for a reply. A reply later than this leaves a send's outcome
 # unknown (settled by a lookup, never by a blind re-send), so the cost of a short timeout is
@@ -59,7 +81,7 @@ def _flag(text: str) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    db_url: str = DEFAULT_DB
+    db_url: str = field(default_factory=default_db_url)
     api_url: str = DEFAULT_API_URL
     app_id: str = ""
     app_secret: Secret = field(default_factory=lambda: Secret(""))

@@ -24,6 +24,19 @@ from tests.support.recipients import (  # noqa: F401
 )
 
 
+@pytest.fixture(autouse=True)
+def user_data_folder(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A fresh per-user data folder (the default database's home) for each test: no test writes
+    to the real one, child processes included. Named apart from the test (tmp_path holds the
+    test's name, which a test may look for in what it prints)."""
+    folder = tmp_path_factory.mktemp("user-data")
+    monkeypatch.setenv("XDG_DATA_HOME", str(folder))
+    monkeypatch.delenv("CAMPAIGNS_DB", raising=False)
+    return folder
+
+
 @pytest.fixture
 def sandbox(tmp_path: Path):
     config = SandboxConfig(

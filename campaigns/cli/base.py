@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy.exc import DBAPIError
 
-from campaigns.config import DEFAULT_API_URL, DEFAULT_DB, Settings
+from campaigns.config import DB_LOCATION_HELP, DEFAULT_API_URL, Settings, default_db_url
 from campaigns.errors import (
     AccountBlocked,
     CampaignsError,
@@ -116,9 +116,8 @@ class _Group(click.Group):
 @click.option(
     "--db",
     envvar="CAMPAIGNS_DB",
-    default=DEFAULT_DB,
-    show_default=True,
-    help="Database URL (env CAMPAIGNS_DB).",
+    default=default_db_url,
+    help=DB_LOCATION_HELP,
 )
 @click.option(
     "--api-url",

@@ -43,7 +43,8 @@ def find_campaign(session: Session, name: str) -> Campaign:
     if campaign is None:
         names = session.scalars(select(Campaign.name).order_by(Campaign.id).limit(10)).all()
         known = ", ".join(names) if names else "none yet; create one with `campaigns import`"
-        raise UserError(f"no campaign named {name!r} (campaigns: {known})")
+        where = session.get_bind().engine.url.render_as_string(hide_password=True)
+        raise UserError(f"no campaign named {name!r} in {where} (campaigns: {known})")
     return campaign
 
 
