@@ -47,7 +47,7 @@ from campaigns.intake.seen import SeenNumbers
 from campaigns.reasons import REASONS as ALL_REASONS
 from campaigns.store import intake_queries
 from campaigns.store.db import Store
-from campaigns.store.models import INVALID, PENDING, SUPPRESSED, Campaign
+from campaigns.store.models import INVALID, PENDING, SUPPRESSED, Campaign, Import
 from campaigns.store.queries import utcnow
 
 REASONS = ALL_REASONS  # reason code -> plain-English explanation
@@ -81,6 +81,10 @@ class ImportSummary:
     rejects: pd.DataFrame = field(default_factory=pd.DataFrame)  # first rejected rows
     dry_run: bool = False  # nothing was stored
     already_imported: bool = False  # this file was imported into the campaign before: no change
+    # A different file added to a campaign that had imports: their names, and the recipients
+    # (accepted rows) the campaign holds with this one.
+    earlier_files: list[str] = field(default_factory=list)
+    campaign_total: int = 0
 
     @property
     def rejected_total(self) -> int:
@@ -161,6 +165,18 @@ def import_file(
                     source=recipients.source,
                     created_at=utcnow(),
                 )
+            if target is not None:
+                summary.earlier_files = intake_queries.earlier_imports(session, target.id)
+            record = None
+            if not dry_run:
+                assert target is not None
+                record = intake_queries.start_import(
+                    session,
+                    campaign_id=target.id,
+                    sha256=digest,
+                    source=recipients.source,
+                    imported_at=utcnow(),
+                )
             columns = ["row", *recipients.columns, "reason"]
             writer = RejectsFile(rejects_file, columns) if rejects_file else nullcontext()
             with (
@@ -175,6 +191,7 @@ def import_file(
                         allow_international=allow_international,
                         rejects=rejects,
                         v2_params=bool(template_id),
+                        record=record,
                     )
                 ) as run,
                 ThreadPoolExecutor(1) as pool,  # shut down (its thread done) before run closes
@@ -184,7 +201,7 @@ def import_file(
                         intake_queries.MessageInsert.execute(session, statements)
                     if on_progress:
                         on_progress(summary.rows)
-            run.finish(session, digest)
+            run.finish()
     except OperationalError as exc:  # a full disk, a locked database, ...
         reason = str(exc.orig).splitlines()[0]
         raise UserError(
@@ -216,8 +233,10 @@ class _Run:
         allow_international: bool,
         rejects: RejectsFile | None,
         v2_params: bool = False,
+        record: Import | None = None,
     ) -> None:
         self.target, self.template, self.summary = target, template, summary
+        self.record = record  # the import's row (None in a dry run)
         # v2: each comma-separated part of the template is one templateParams entry.
         self.params = template.split(",") if v2_params else None
         self.suppressed = intake_queries.suppressed_phones(session)
@@ -233,7 +252,12 @@ class _Run:
         self.next_sequence = self.before.count + 1
         self.rejected: Counter[str] = Counter()
         self.blocked: dict[str, tuple[int, int]] = {}  # kind -> (messages, first row)
-        constants = {"campaign_id": target and target.id, "attempts": 0, "queued_at": utcnow()}
+        constants = {
+            "campaign_id": target and target.id,
+            "import_id": record and record.id,
+            "attempts": 0,
+            "queued_at": utcnow(),
+        }
         self.insert = intake_queries.MessageInsert(session.get_bind().dialect, constants)
 
     def close(self) -> None:
@@ -377,27 +401,20 @@ class _Run:
             columns["params"] = verdicts["params"].where(accepted)
         return pa.table(columns)
 
-    def finish(self, session: Session, digest: str) -> None:
-        """Complete the summary; unless dry, record the import and keep the warnings."""
+    def finish(self) -> None:
+        """Complete the summary; unless dry, complete the import record and keep the warnings."""
         summary = self.summary
         summary.rejected = dict(self.rejected.most_common())
+        summary.campaign_total = self.before.count + summary.accepted
         for kind, (count, row) in self.blocked.items():
             summary.warnings.append(BLOCKED[kind].format(count=count, row=row))
-        if summary.dry_run:
+        if self.record is None or self.target is None:  # a dry run
             return
         known = json.loads(self.target.warnings or "[]")
         self.target.warnings = json.dumps(
             list(dict.fromkeys(known + summary.warnings)), ensure_ascii=False
         )
-        intake_queries.record_import(
-            session,
-            campaign_id=self.target.id,
-            sha256=digest,
-            source=summary.source,
-            rows=summary.rows,
-            accepted=summary.accepted,
-            imported_at=utcnow(),
-        )
+        self.record.rows, self.record.accepted = summary.rows, summary.accepted
 
 
 def _one_ahead(pool: Executor, work: Callable[[Chunk], R], chunks: Iterator[Chunk]) -> Iterator[R]:

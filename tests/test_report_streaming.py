@@ -146,6 +146,7 @@ def test_streamed_rows_are_the_campaign_in_input_order(campaign, tmp_path, monke
     api.report(campaign, "春季", path)
     header, *rows = read_csv(path)
     assert header[:6] == ["row", "phone", "carrier", "province", "姓名", "订单号"]
+    assert header[-1] == "file" and {row[-1] for row in rows} == {"客户.csv"}
     assert [int(row[0]) for row in rows] == list(range(2, 232))
     names = [row[4] for row in rows]
     assert names[0] == "'=1+2" and names[1] == "客户1"  # the data cell neutralised

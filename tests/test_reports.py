@@ -321,6 +321,7 @@ def test_report_table_on_synthetic_rows_matches_the_frame():
     table = report_table(frame)
     assert table["row"].tolist() == frame["row_number"].tolist()
     assert table.columns[:5].tolist() == ["row", "phone", "carrier", "province", "姓名"]
+    assert table.columns[-1] == "file"
     failed = table[table["state"] == "failed"]
     assert (failed["error_code"] == 109).all()
     assert (failed["error_text"] == describe(109).meaning).all()

@@ -76,6 +76,8 @@ def _summary_json(summary) -> dict:
         "sample": summary.sample,
         "dry_run": summary.dry_run,
         "already_imported": summary.already_imported,
+        "earlier_files": summary.earlier_files,
+        "campaign_total": summary.campaign_total,
     }
 
 
@@ -95,6 +97,12 @@ def _print_import(summary) -> None:
         f"{summary.largest_characters} characters = {summary.largest} segments"
     )
     out.print(f"  rejected  {summary.rejected_total}")
+    if summary.earlier_files:
+        verb = "would be added" if summary.dry_run else "added"
+        out.print(
+            f"  {verb} to campaign {summary.campaign!r}, which already had "
+            f"{', '.join(summary.earlier_files)}: {summary.campaign_total} recipients in all"
+        )
     for reason, count in summary.rejected.items():
         out.print(f"    {count:>6}  {reason}: {api.reasons().get(reason.split(':')[0], reason)}")
     for warning in summary.warnings:

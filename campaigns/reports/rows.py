@@ -57,7 +57,8 @@ class Rows:
         done = 0
         size = CHUNK_ROWS
         for part in report_queries.rows(self.connection, self.campaign_id, self.states, size):
-            frame = pd.DataFrame(part, columns=list(report_queries.ROW_COLUMNS))
+            columns = [*report_queries.ROW_COLUMNS, report_queries.SOURCE_COLUMN]
+            frame = pd.DataFrame(part, columns=columns)
             table = report_table(frame, mask=self.mask, inputs=self.inputs)
             yield rejects_table(table) if self.rejects_only else table
             done += len(part)

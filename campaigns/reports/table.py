@@ -17,14 +17,16 @@ import pyarrow.json as pa_json
 from campaigns.provider.codes import describe
 from campaigns.reports.carriers import carriers, provinces
 from campaigns.schedule import SHANGHAI
+from campaigns.store.report_queries import SOURCE_COLUMN
 
 TIMEZONE = SHANGHAI.key
 TIME_COLUMNS = {"queued_at": "queued", "sent_at": "sent", "final_at": "delivered/undelivered"}
 REJECT_COLUMNS = ("reason", "error_text")  # what a rejects file adds to row, phone and the input
 HEAD_COLUMNS = ("row", "phone", "carrier", "province")  # the input's own columns come next
+# "file": the file a row was imported from, since row numbers of several files collide.
 TAIL_COLUMNS = (
     "messageId", "state", "reason", "error_code", "error_text", "attempts", "segments",
-    *TIME_COLUMNS.values(),
+    *TIME_COLUMNS.values(), "file",
 )  # fmt: skip
 OWN_COLUMNS = (*HEAD_COLUMNS, *TAIL_COLUMNS)
 
@@ -76,6 +78,13 @@ def _error_text(frame: pd.DataFrame, codes: pd.Series) -> pd.Series:
     return meaning.where(meaning != "", frame["error_text"].astype("str").fillna(""))
 
 
+def _source_files(frame: pd.DataFrame) -> pd.Series:
+    """The file each row was imported from ("" for rows stored before files were recorded)."""
+    if SOURCE_COLUMN not in frame:
+        return pd.Series("", index=frame.index, dtype="str")
+    return frame[SOURCE_COLUMN].astype("str").fillna("")
+
+
 def _keys_of(inputs: pd.DataFrame, raw_phone: pd.Series) -> list[tuple[str, bool]]:
     """(column, holds only the raw phone) for ``input_titles``.  Rows from another import, with
     its own phone column, hold "" there."""
@@ -111,7 +120,8 @@ def report_table(
     """The report's columns from the store's rows (``report_queries.ROW_COLUMNS``).
 
     row, phone (normalised; as typed when rejected), carrier, province, the input's own columns,
-    messageId, state, reason, error_code, error_text, attempts, segments and the three times.
+    messageId, state, reason, error_code, error_text, attempts, segments, the three times and the
+    file the row was imported from.
     ``inputs`` (see ``input_titles``) fixes the input columns for every chunk of one report;
     without it they are those of ``frame`` alone.
     """
@@ -141,6 +151,7 @@ def report_table(
             "attempts": frame["attempts"],
             "segments": frame["segments"],
             **{title: local_time(frame[column]) for column, title in TIME_COLUMNS.items()},
+            "file": _source_files(frame),
         },
         index=frame.index,
     )

@@ -61,8 +61,18 @@ def find_import(session: Session, campaign_id: int, sha256: str) -> Import | Non
     )
 
 
-def record_import(session: Session, **values: Any) -> None:
-    session.add(Import(**values))
+def start_import(session: Session, **values: Any) -> Import:
+    """The file's import record, made before its rows so that each message names it."""
+    record = Import(rows=0, accepted=0, **values)
+    session.add(record)
+    session.flush()  # its id
+    return record
+
+
+def earlier_imports(session: Session, campaign_id: int) -> list[str]:
+    """The files imported into the campaign before, oldest first."""
+    query = select(Import.source).where(Import.campaign_id == campaign_id).order_by(Import.id)
+    return list(session.scalars(query))
 
 
 def accepted_phones(session: Session, campaign_id: int) -> Iterator[tuple[list[str], list[int]]]:

@@ -16,12 +16,13 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, Integer, cast, extract, func, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
-from campaigns.store.models import INVALID, Message
+from campaigns.store.models import INVALID, Import, Message
 
 ROW_COLUMNS = (
     "row_number", "raw_phone", "phone", "message_id", "state", "reason", "error_code",
     "error_text", "attempts", "segments", "fields", "queued_at", "sent_at", "final_at",
 )  # fmt: skip
+SOURCE_COLUMN = "source_file"  # after ROW_COLUMNS in every row: the file the message came from
 PREFIX_DIGITS = 7  # the geocoder's depth; the carrier needs the first 4 of them
 
 # The input file's own columns (the keys of ``fields``, stored as JSON text), in order of first
@@ -77,7 +78,8 @@ def row_count(connection: Connection, campaign_id: int, states: Collection[str] 
 def rows(
     connection: Connection, campaign_id: int, states: Collection[str] | None, chunk_rows: int
 ) -> Iterator[list[tuple]]:
-    """The recipient rows (``ROW_COLUMNS``) in input order, ``chunk_rows`` at a time.
+    """The recipient rows (``ROW_COLUMNS``, then ``SOURCE_COLUMN``) in input order,
+    ``chunk_rows`` at a time.
 
     Read through the driver's own cursor, in the snapshot's transaction: plain tuples, times as
     the driver gives them (text from SQLite, which pandas parses a column at a time), without a
@@ -85,7 +87,8 @@ def rows(
     PostgreSQL the cursor is a server-side one, so neither side holds the whole result.
     """
     query = (
-        select(*(getattr(Message, name) for name in ROW_COLUMNS))
+        select(*(getattr(Message, name) for name in ROW_COLUMNS), Import.source)
+        .outerjoin(Import, Import.id == Message.import_id)
         .where(*_of(campaign_id, states))
         .order_by(Message.row_number, Message.id)
     )
