@@ -235,6 +235,7 @@ def progress(title: str) -> Iterator[Callable[[int, int | None, str], None]]:
         MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"),
         TimeRemainingColumn(),
+        TextColumn("left"),  # the time column alone read as a clock
     )
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task(title, total=None, detail="")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING
+
 import click
 from click.core import ParameterSource
 
@@ -16,6 +19,9 @@ from campaigns.send_settings import (
     OPTION_NAMES,
     resume_command,
 )
+
+if TYPE_CHECKING:
+    from campaigns.sending import SendProgress
 
 
 @cli.command()
@@ -117,7 +123,13 @@ def send(
     err.print(start.line())
     options = start.settings.options(no_wait=no_wait, on_wait=lambda message: err.print(message))
     with progress("sending") as show:
-        options.on_progress = lambda p: show(p.done, p.total, f"failed {p.failed}")
+        started = time.monotonic()
+
+        def on_progress(sent: SendProgress) -> None:
+            rate = sent.done / max(time.monotonic() - started, 0.001)
+            show(sent.done, sent.total, f"failed {sent.failed}, {rate:,.1f}/s")
+
+        options.on_progress = on_progress
         sent = api.send(settings, name, options)
     parts = [f"sent {sent.sent}", f"failed {sent.failed}"]
     if sent.confirmed_by_lookup:
