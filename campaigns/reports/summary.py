@@ -68,9 +68,16 @@ class StatusLike(Protocol):
     total: int
     by_state: dict[str, int]
     errors: list[tuple[str, str, int]]
-    created_at: object
-    started_at: object
-    finished_at: object
+
+    # Read-only (properties), so that a ``datetime | None`` attribute satisfies them.
+    @property
+    def created_at(self) -> object: ...
+
+    @property
+    def started_at(self) -> object: ...
+
+    @property
+    def finished_at(self) -> object: ...
 
 
 @dataclass(frozen=True)
