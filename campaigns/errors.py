@@ -72,6 +72,7 @@ class StopReason(Enum):
 
     ACCOUNT = "account"  # the provider refused the account (105-111, 117)
     PROVIDER_DOWN = "provider down"  # many messages in a row used up all their retries
+    CONNECTION = "connection"  # TLS refused or no request can be made as configured: none sent
     CANCELLED = "cancelled"  # `campaigns cancel`
     OVER_BUDGET = "over budget"  # too many recent permanent failures: the campaign is paused
     PAUSED = "paused"  # `campaigns pause`

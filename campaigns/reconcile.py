@@ -13,19 +13,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from campaigns.errors import CampaignsError, Transient
 from campaigns.provider.client import SmsRecord, ZhenziClient
 from campaigns.provider.codes import UNRECOGNISED_STATUS
 from campaigns.provider.ratelimit import RateLimiter, Unlimited
-from campaigns.store import queries
+from campaigns.schedule import shanghai_wall_to_utc
+from campaigns.store.campaign_queries import campaign_by_name, counts_by_state, utcnow
 from campaigns.store.db import Store
 from campaigns.store.models import DELIVERED, EXPIRED, SENT, UNDELIVERED
+from campaigns.store.outcomes import Outcome, record_outcomes
+from campaigns.store.send_queries import sent_not_final
 
 PAGE = 500
 EXPIRE_AFTER = timedelta(hours=72)
-SHANGHAI_OFFSET = timedelta(hours=8)
 # Seconds between passes of `reconcile --wait`: quick at first, when most receipts arrive, then
 # every 15 minutes until every message is final or expired.
 WAIT_SCHEDULE = (10.0, 30.0, 60.0, 300.0)
@@ -70,37 +71,38 @@ def _provider_time(record: SmsRecord) -> datetime:
     for name in ("statusTime", "createTime"):
         text = str(record.fields.get(name) or "")
         try:
-            return datetime.strptime(text, _TIME_FORMAT) - SHANGHAI_OFFSET
+            return shanghai_wall_to_utc(datetime.strptime(text, _TIME_FORMAT))
         except ValueError:
             continue
-    return queries.utcnow()
+    return utcnow()
 
 
-def _not_final(message_pk: int, record: SmsRecord | None, expired: bool) -> dict[str, Any]:
+def _not_final(message_pk: int, record: SmsRecord | None, expired: bool) -> Outcome:
     note = f"{UNRECOGNISED_STATUS}{record.status}" if record is not None else None
-    return {
-        "id": message_pk,
-        "state": EXPIRED if expired else SENT,
-        "final_at": None,
-        "provider_record": record.raw if record else None,
-        "error_text": "no delivery report within the expiry time" if expired else note,
-    }
+    return Outcome(
+        message_pk,
+        EXPIRED if expired else SENT,
+        delivery=True,
+        provider_record=record.raw if record else None,
+        error_text="no delivery report within the expiry time" if expired else note,
+    )
 
 
 def _outcome(
     message_pk: int, record: SmsRecord | None, sent_at: datetime | None, expire_before: datetime
-) -> dict[str, Any]:
+) -> Outcome:
     if record is None or record.delivery is None:
         expired = sent_at is not None and sent_at < expire_before
         return _not_final(message_pk, record, expired)
     failed = record.delivery == "undelivered"
-    return {
-        "id": message_pk,
-        "state": UNDELIVERED if failed else DELIVERED,
-        "final_at": _provider_time(record),
-        "provider_record": record.raw,
-        "error_text": str(record.fields.get("errorMsg") or record.status) if failed else None,
-    }
+    return Outcome(
+        message_pk,
+        UNDELIVERED if failed else DELIVERED,
+        delivery=True,
+        final_at=_provider_time(record),
+        provider_record=record.raw,
+        error_text=str(record.fields.get("errorMsg") or record.status) if failed else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,9 @@ def reconcile_campaign(
     A message sent more than ``expire_after`` ago (default 72 h, as GOV.UK Notify does) without
     a final answer ends ``expired``, so every campaign reaches a final state.
     """
-    expire_before = (now or queries.utcnow()) - expire_after
-    campaign = queries.campaign_by_name(store, name)
-    counts = queries.counts_by_state(store, campaign.id)
+    expire_before = (now or utcnow()) - expire_after
+    campaign = campaign_by_name(store, name)
+    counts = counts_by_state(store, campaign.id)
     progress = ReconcileProgress(total=counts[SENT])
     if campaign.started_at is None and not any(counts[s] for s in (SENT, DELIVERED, UNDELIVERED)):
         progress.nothing_sent = True
@@ -149,12 +151,12 @@ def reconcile_campaign(
 
     after_id = 0
     with ThreadPoolExecutor(concurrency, thread_name_prefix="reconcile") as pool:
-        while page := queries.sent_not_final(store, campaign.id, after_id, PAGE):
+        while page := sent_not_final(store, campaign.id, after_id, PAGE):
             after_id = page[-1][0]
             sent_at = {pk: when for pk, _, when in page}
             answers = list(pool.map(look_up, page))
             outcomes = [_record(progress, a, sent_at[a.message_pk], expire_before) for a in answers]
-            queries.record_outcomes(store, [o for o in outcomes if o is not None])
+            record_outcomes(store, [o for o in outcomes if o is not None])
             if on_progress:
                 on_progress(progress)
             stop = next((a.stop for a in answers if a.stop is not None), None)
@@ -165,7 +167,7 @@ def reconcile_campaign(
 
 def _record(
     progress: ReconcileProgress, answer: _Answer, sent_at: datetime | None, expire_before: datetime
-) -> dict[str, Any] | None:
+) -> Outcome | None:
     """The answer's outcome (None: nothing to write), counted in ``progress``."""
     if answer.failed:
         if answer.stop is None and sent_at is not None and sent_at < expire_before:
@@ -174,7 +176,7 @@ def _record(
         progress.errors += 1
         return None
     outcome = _outcome(answer.message_pk, answer.record, sent_at, expire_before)
-    _count(progress, outcome["state"], answer.record)
+    _count(progress, outcome.state, answer.record)
     return outcome
 
 

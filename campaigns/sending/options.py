@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from campaigns.schedule import Cap, Clock, Window, shanghai_now
+from campaigns.sending.pacing import DEFAULT_CAP, rate_line
 from campaigns.store.models import DEFERRED, FAILED, SENDING, SENT, SUPPRESSED
 from campaigns.store.outcomes import Outcome
 
@@ -25,6 +26,15 @@ class SendProgress:
     deferred: int = 0
     suppressed: int = 0
     next_due: datetime | None = None  # when the first deferred message may go (naive UTC)
+    # Set as the run goes: the --rate asked, messages answered per second of sending, and what
+    # most likely held the run below the asked rate.
+    asked_rate: float | None = None
+    achieved_rate: float | None = None
+    limited_by: str | None = None
+
+    def rate_summary(self) -> str | None:
+        """The line to print when the run missed --rate (None: met, or no --rate)."""
+        return rate_line(self.asked_rate, self.achieved_rate, self.limited_by)
 
     @property
     def done(self) -> int:
@@ -48,7 +58,8 @@ class SendProgress:
 class SendOptions:
     # How to send: what a user chooses for a campaign.
     rate: float | None = None
-    concurrency: int = 16  # requests in flight; a tenth of --rate is plenty at 20 ms latency
+    # The cap on requests in flight; below it the run keeps rate × latency in flight (pacing).
+    concurrency: int = DEFAULT_CAP
     batch_size: int = 200
     window: Window | None = None  # daily hours, Asia/Shanghai
     start_at: datetime | None = None

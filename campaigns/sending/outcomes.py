@@ -37,9 +37,11 @@ def put_back(claim: Claim, requests: int = 0, note: str | None = None) -> Outcom
     return attempted(claim, PENDING, requests, error_text=note)
 
 
-def unknown(claim: Claim, exc: Exception) -> Outcome:
-    """The request may have reached the provider: stay ``sending``, keep the lease, look it up."""
-    requests = getattr(exc, "requests", 1)
+def unknown(claim: Claim, exc: Exception, requests: int | None = None) -> Outcome:
+    """The request may have reached the provider: stay ``sending``, keep the lease, look it up.
+    ``requests``: how many were made (by default what the error says, else one)."""
+    if requests is None:
+        requests = getattr(exc, "requests", 1)
     outcome = attempted(claim, SENDING, requests, error_text=f"outcome unknown: {exc}")
     return replace(outcome, keep_lease=True)
 
@@ -50,5 +52,5 @@ def deferred(
     return attempted(claim, DEFERRED, requests, error_code=code, error_text=text, due_at=due)
 
 
-def suppressed(claim: Claim) -> Outcome:
-    return attempted(claim, SUPPRESSED, 0, error_text="on the suppression list")
+def suppressed(claim: Claim, requests: int = 0) -> Outcome:
+    return attempted(claim, SUPPRESSED, requests, error_text="on the suppression list")

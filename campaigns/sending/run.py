@@ -19,6 +19,7 @@ from campaigns.sending.gate import Gate
 from campaigns.sending.leases import LEASE, Leases, is_dead_here
 from campaigns.sending.lookups import Lookups
 from campaigns.sending.options import SendOptions, SendPlan, SendProgress
+from campaigns.sending.pacing import InFlight, limited_by
 from campaigns.sending.stop import Stop
 from campaigns.sending.workers import GiveUps, WorkerPool
 from campaigns.store import send_queries
@@ -125,7 +126,10 @@ class _SendRun:
         self.leases = Leases(store)
         self.limiter = account_limiter(store, account, options.rate)
         counts = counts_by_state(store, campaign.id)
-        self.progress = SendProgress(total=counts[PENDING] + counts[SENDING])
+        self.progress = SendProgress(
+            total=counts[PENDING] + counts[SENDING], asked_rate=options.rate
+        )
+        self.sizing = InFlight(options.rate, options.concurrency)
         self.gate = Gate(store, campaign.id, options, self.stop, on_wake=self._more_work)
         self.budget = ErrorBudget(store, campaign.id, options.error_budget, self.stop)
         self.give_ups = GiveUps(self.stop)
@@ -137,6 +141,9 @@ class _SendRun:
         self._unwritten: list[Outcome] = []
         self._last_flush = time.monotonic()
         self._last_takeover = 0.0
+        # What the rate summary is made of, over every pass of sending.
+        self._seconds = self._cpu = 0.0
+        self._answered = self._requests = self._failed_requests = 0
 
     def run(self) -> None:
         """Finish what dead senders left unknown, send, then resolve what this run left."""
@@ -178,15 +185,17 @@ class _SendRun:
             self.stop,
             self.give_ups,
             self.options.clock,
-            self.options.concurrency,
+            self.sizing,
         )
         self._exhausted = False
+        started, cpu, answered = time.monotonic(), time.process_time(), self._answered_so_far()
         try:
             self._pump(pool)
         except KeyboardInterrupt:
             # Ctrl-C / SIGTERM: stop claiming; the workers finish their requests (queued claims
-            # come back unsent) and every outcome is recorded once they are done.  Counting them
-            # back instead could wait forever for one the interrupt caught half-way through.
+            # and parked ones come back) and every outcome is recorded once they are done.
+            # Counting them back instead could wait forever for one the interrupt caught
+            # half-way through.
             self.stop.request(StopReason.INTERRUPTED)
         finally:
             pool.close()
@@ -195,18 +204,38 @@ class _SendRun:
             self._unwritten.extend(pool.leftovers())
             self._outstanding = 0
             self._flush()
+        self._seconds += time.monotonic() - started
+        self._cpu += time.process_time() - cpu
+        self._answered += self._answered_so_far() - answered
+        self._requests += pool.requests
+        self._failed_requests += pool.failed_requests
+        self._summarise_rate()
+
+    def _answered_so_far(self) -> int:
+        return self.progress.sent + self.progress.failed
+
+    def _summarise_rate(self) -> None:
+        """The achieved rate, and what most likely limited it, on the progress."""
+        if not self._seconds or not self._answered:
+            return
+        self.progress.achieved_rate = self._answered / self._seconds
+        self.progress.limited_by = limited_by(
+            self.sizing,
+            cpu_share=self._cpu / self._seconds,
+            error_share=self._failed_requests / max(1, self._requests),
+            shared=self.options.rate is not None,
+        )
 
     def _pump(self, pool: WorkerPool) -> None:
         """Keep the workers fed with claims; write outcomes in batches; stop when all are back."""
-        concurrency = self.options.concurrency
-        claim_size = min(self.options.batch_size, 4 * concurrency)
         while True:
+            target = self.sizing.target
             if (
                 not self._exhausted
-                and self._outstanding < 2 * concurrency
+                and pool.queued < 2 * target
                 and self.gate.may_claim(self._outstanding)
             ):
-                self._claim(pool, claim_size)
+                self._claim(pool, min(self.options.batch_size, 4 * target))
             if self._outstanding == 0 and (self._exhausted or self.stop.is_set()):
                 break
             if self._outstanding == 0 and not self.gate.may_claim(self._outstanding):
@@ -276,6 +305,9 @@ class _SendRun:
         if reason is StopReason.PROVIDER_DOWN:
             self._stopped_because(detail)
             raise SendStopped(f"sending stopped: {detail}; {resume} later", reason)
+        if reason is StopReason.CONNECTION:
+            self._stopped_because(detail)
+            raise SendStopped(f"sending stopped: {detail}; {resume} once fixed", reason)
         if reason is StopReason.CANCELLED:
             cancel_unsent(self.store, self.campaign_id)
             self._stopped_because("cancelled")

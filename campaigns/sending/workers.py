@@ -3,26 +3,47 @@
 Every claim handed in comes back as exactly one outcome, whatever happens (a bug included), so
 the run always knows when all its requests are back. A worker never starts a request once the
 run is stopping, on a lease about to expire, or for a number suppressed meanwhile.
+
+Each request is one attempt. A message whose attempt failed transiently is *parked* with a due
+time (its backoff) and its worker moves on; one whose outcome is unknown is parked until the
+provider can show it, then looked up, and sent again only if the lookup says "not found". A
+parked message stays ``sending`` under this run's lease (the heartbeat keeps it): no other
+sender takes it over while this run lives, and after a crash it is resolved by lookup.
+
+How many requests are in flight follows ``pacing.InFlight``; a reply far later than usual stops
+holding its slot, so a few held replies do not stall the pipeline. Threads start only when work
+waits and none is idle, never more than the cap plus ``OVERDUE_THREADS``.
 """
 
 from __future__ import annotations
 
+import copy
+import heapq
+import itertools
 import queue
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
 
 from campaigns.errors import (
     AccountBlocked,
     CampaignsError,
+    ConnectionProblem,
     MessageRejected,
     StopReason,
+    TlsError,
     Transient,
 )
 from campaigns.provider.ratelimit import Limiter
 from campaigns.schedule import Clock, as_utc_naive, next_shanghai_midnight
 from campaigns.sending import outcomes
 from campaigns.sending.leases import Leases
+from campaigns.sending.pacing import InFlight
 from campaigns.sending.stop import Stop
 from campaigns.store.campaign_queries import utcnow
 from campaigns.store.models import FAILED, SENT
@@ -30,12 +51,15 @@ from campaigns.store.outcomes import Outcome
 from campaigns.store.send_queries import Claim
 
 if TYPE_CHECKING:
-    from campaigns.provider.client import SendResult, ZhenziClient
+    from tenacity import RetryCallState
+
+    from campaigns.provider.client import ZhenziClient
 
 DAILY_LIMIT = 109  # this number's daily limit: deferred to the next Shanghai day, not failed
 PROVIDER_DOWN_AFTER = 10  # consecutive messages that used up all retries
 
-Work = tuple[Claim, float] | None  # a claim and when it was made (monotonic); None: stop
+OVERDUE_THREADS = 64  # threads beyond the cap, for requests whose replies are held up
+IDLE_CHECK = 0.1  # how often a waiting worker looks again for due parked work or a stop
 
 
 class GiveUps:
@@ -56,8 +80,34 @@ class GiveUps:
             self.stop.request(StopReason.PROVIDER_DOWN, f"the provider is unavailable ({exc})")
 
 
+@dataclass
+class _Job:
+    """One claim on its way through the pool, over all its attempts and lookups."""
+
+    claim: Claim
+    claimed_at: float  # monotonic: the lease must still hold when a request starts
+    requests: int = 0  # send requests made for it in this run
+    failures: int = 0  # transient failures (sends and lookups) so far
+    unknown_since: float | None = None  # the last send that may have arrived: look it up first
+    last_error: Exception | None = None
+
+
+@dataclass(order=True)
+class _Parked:
+    due: float
+    order: int
+    job: _Job = field(compare=False)
+
+
+def one_attempt(client: ZhenziClient) -> ZhenziClient:
+    """The same client (same sessions) making one attempt per call: the pool retries itself."""
+    single = copy.copy(client)
+    single.max_attempts = 1
+    return single
+
+
 class WorkerPool:
-    """``size`` threads; ``submit`` claims, ``drain`` outcomes, ``close`` when done."""
+    """``submit`` claims, ``drain`` outcomes, ``close`` when done, then ``join``."""
 
     def __init__(
         self,
@@ -69,9 +119,12 @@ class WorkerPool:
         stop: Stop,
         give_ups: GiveUps,
         clock: Clock,
-        size: int,
+        sizing: InFlight,
     ) -> None:
-        self.client = client
+        self.client = one_attempt(client)
+        self.max_attempts = client.max_attempts
+        self.backoff = client.backoff
+        self.visibility_wait = client.visibility_wait
         self.template_id = template_id
         self.limiter = limiter
         self.leases = leases
@@ -79,16 +132,30 @@ class WorkerPool:
         self.stop = stop
         self.give_ups = give_ups
         self.clock = clock
-        self._work: queue.Queue[Work] = queue.Queue()
+        self.sizing = sizing
+        self.requests = 0  # send requests and lookups made
+        self.failed_requests = 0  # ... of which failed transiently
         self._results: queue.Queue[Outcome] = queue.Queue()
-        self._threads = [
-            threading.Thread(target=self._serve, daemon=True, name=f"send-{i}") for i in range(size)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._cond = threading.Condition()
+        self._ready: deque[_Job] = deque()
+        self._parked: list[_Parked] = []
+        self._order = itertools.count()
+        self._busy = 0  # threads holding a job
+        self._requesting: dict[int, float] = {}  # thread → when its request started
+        self._idle = 0
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    @property
+    def queued(self) -> int:
+        """Claims handed in that no worker has taken yet."""
+        return len(self._ready)
 
     def submit(self, claim: Claim, claimed_at: float) -> None:
-        self._work.put((claim, claimed_at))
+        with self._cond:
+            self._ready.append(_Job(claim, claimed_at))
+            self._grow(time.monotonic())
+            self._cond.notify()
 
     def drain(self, wait: float = 0.1) -> list[Outcome]:
         """The outcomes that came back: waits up to ``wait`` for the first, takes the rest."""
@@ -108,73 +175,202 @@ class WorkerPool:
                 return batch
 
     def close(self) -> None:
-        """No more work: each thread ends after the claims queued before this."""
-        for _ in self._threads:
-            self._work.put(None)
+        """No more work: the threads end once every claim handed in (parked too) is back."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def join(self) -> None:
-        for thread in self._threads:
-            thread.join()
+        while True:
+            with self._cond:
+                alive = [thread for thread in self._threads if thread.is_alive()]
+            if not alive:
+                return
+            alive[0].join()
+
+    # -- who works on what ----
+
+    def _grow(self, now: float) -> None:
+        """Start a thread when work waits, none is idle and the target allows. Under the lock."""
+        limit = self.sizing.cap + OVERDUE_THREADS
+        if self._idle or len(self._threads) >= limit or not self._may_start(now):
+            return
+        if not self._ready and not self._due(now):
+            return
+        thread = threading.Thread(target=self._serve, daemon=True, name="send")
+        self._threads.append(thread)
+        thread.start()
+
+    def _may_start(self, now: float) -> bool:
+        """Fewer requests in flight than the target, not counting those held up for long."""
+        overdue_after = self.sizing.overdue_after()
+        held_up = sum(now - started > overdue_after for started in self._requesting.values())
+        return self._busy - held_up < self.sizing.target
+
+    def _due(self, now: float) -> bool:
+        return bool(self._parked) and (self._parked[0].due <= now or self.stop.is_set())
+
+    def _next(self) -> _Job | None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._may_start(now) and (self._due(now) or self._ready):
+                    job = heapq.heappop(self._parked).job if self._due(now) else None
+                    job = job or self._ready.popleft()
+                    self._busy += 1
+                    self._grow(now)
+                    return job
+                if self._closed and not self._ready and not self._parked and not self._busy:
+                    self._cond.notify_all()
+                    return None
+                self._idle += 1
+                self._cond.wait(self._wait(now))
+                self._idle -= 1
+
+    def _wait(self, now: float) -> float | None:
+        if self._parked:
+            return max(0.0, min(IDLE_CHECK, self._parked[0].due - now))
+        if self._ready or self._closed:
+            return IDLE_CHECK / 5  # a held-up request may free a slot
+        return None
+
+    def _park(self, job: _Job, due: float) -> None:
+        with self._cond:
+            heapq.heappush(self._parked, _Parked(due, next(self._order), job))
+            self._cond.notify()
+
+    @contextmanager
+    def _request(self) -> Iterator[None]:
+        """Count a request in flight; measure it when a reply comes back."""
+        me = threading.get_ident()
+        started = time.monotonic()
+        with self._cond:
+            self._requesting[me] = started
+            self.requests += 1
+        try:
+            yield
+            self.sizing.observe(time.monotonic() - started)
+        finally:
+            with self._cond:
+                del self._requesting[me]
 
     # -- one thread ----
 
     def _serve(self) -> None:
-        while (item := self._work.get()) is not None:
-            claim, claimed_at = item
+        while (job := self._next()) is not None:
             try:
-                self._results.put(self._handle(claim, claimed_at))
+                outcome = self._step(job)
             except Exception as exc:  # every claim must come back, or the run never ends
                 self.stop.crash(exc)
-                self._results.put(
-                    outcomes.unknown(claim, CampaignsError(f"internal error: {exc!r}"))
+                outcome = outcomes.unknown(
+                    job.claim, CampaignsError(f"internal error: {exc!r}"), max(1, job.requests)
                 )
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify()
+            if outcome is not None:
+                self._results.put(outcome)
 
-    def _handle(self, claim: Claim, claimed_at: float) -> Outcome:
+    def _step(self, job: _Job) -> Outcome | None:
+        """The job's next move: an outcome, or None when it was parked for later."""
         if not self.stop.is_set():
             self.limiter.acquire()
-        if self.stop.is_set() or not self.leases.may_send(claimed_at):
-            return outcomes.put_back(claim)
-        if self.is_suppressed(claim.phone):  # added while this campaign runs
-            return outcomes.suppressed(claim)
-        return self._send_one(claim)
+        if self.stop.is_set() or not self.leases.may_send(job.claimed_at):
+            return self._abandon(job)
+        if job.unknown_since is not None:
+            return self._look_up(job)
+        if self.is_suppressed(job.claim.phone):  # added while this campaign runs
+            return outcomes.suppressed(job.claim, job.requests)
+        return self._send_one(job)
 
-    def _send_one(self, claim: Claim) -> Outcome:
+    def _abandon(self, job: _Job) -> Outcome:
+        """The run stops, or the job gives up: unknown stays ``sending``, the rest goes back."""
+        if job.unknown_since is not None:
+            assert job.last_error is not None
+            return outcomes.unknown(job.claim, job.last_error, job.requests)
+        return outcomes.put_back(job.claim, job.requests)
+
+    def _send_one(self, job: _Job) -> Outcome | None:
+        claim = job.claim
+        started = time.monotonic()
         try:
-            result = self._request(claim)
+            with self._request():
+                job.requests += 1
+                self.client.send_message(
+                    claim.phone,
+                    claim.message_id,
+                    content=claim.content,
+                    template_id=self.template_id,
+                    params=claim.params,
+                )
         except MessageRejected as exc:
-            if exc.maybe_sent:
-                return outcomes.unknown(claim, exc)
             if exc.code == DAILY_LIMIT:
                 due = as_utc_naive(next_shanghai_midnight(self.clock()))
-                return outcomes.deferred(claim, due, DAILY_LIMIT, exc.meaning, exc.requests)
+                return outcomes.deferred(claim, due, DAILY_LIMIT, exc.meaning, job.requests)
             text = exc.meaning or exc.text
             return outcomes.attempted(
-                claim, FAILED, exc.requests, error_code=exc.code, error_text=text
+                claim, FAILED, job.requests, error_code=exc.code, error_text=text
             )
         except AccountBlocked as exc:
-            self.stop.refused(exc)
-            return outcomes.unknown(claim, exc) if exc.maybe_sent else outcomes.put_back(claim)
+            self.stop.refused(exc)  # refused: this request was not sent
+            return outcomes.put_back(claim, job.requests - 1)
         except Transient as exc:
-            # The client already retried with backoff: this message goes back (or stays
-            # unknown), and the run counts it.
-            self.give_ups.note(exc)
-            return outcomes.unknown(claim, exc) if exc.maybe_sent else outcomes.put_back(claim)
+            return self._failed(job, exc, started if exc.maybe_sent else None)
+        except (TlsError, ConnectionProblem) as exc:
+            job.requests -= 1  # it never left
+            return self._cut_off(job, exc)
         except Exception as exc:  # a bug must not lose track of a message that may have gone out
-            return self._crashed(claim, exc)
+            self.stop.crash(exc)
+            return outcomes.unknown(claim, CampaignsError(f"internal error: {exc!r}"), job.requests)
         self.give_ups.note(None)
-        return outcomes.attempted(claim, SENT, result.requests, sent_at=utcnow())
+        return outcomes.attempted(claim, SENT, job.requests, sent_at=utcnow())
 
-    def _request(self, claim: Claim) -> SendResult:
-        return self.client.send_message(
-            claim.phone,
-            claim.message_id,
-            content=claim.content,
-            template_id=self.template_id,
-            params=claim.params,
-            pace=self.limiter.acquire,
-        )
+    def _look_up(self, job: _Job) -> Outcome | None:
+        """Did the send whose outcome is unknown arrive? Found: sent. Not found: send again."""
+        try:
+            with self._request():
+                record = self.client.find(job.claim.message_id)
+        except Transient as exc:
+            return self._failed(job, exc, None)
+        except AccountBlocked as exc:
+            self.stop.refused(exc)
+            return self._abandon(job)
+        except (TlsError, ConnectionProblem) as exc:
+            return self._cut_off(job, exc)
+        if record is not None:
+            self.give_ups.note(None)
+            return outcomes.attempted(job.claim, SENT, job.requests, sent_at=utcnow())
+        job.unknown_since = None
+        self._park(job, time.monotonic())  # never got it: send again, in turn
+        return None
 
-    def _crashed(self, claim: Claim, exc: Exception) -> Outcome:
-        """A bug: the run stops and re-raises it; the message may have gone, so it is unknown."""
-        self.stop.crash(exc)
-        return outcomes.unknown(claim, CampaignsError(f"internal error: {exc!r}"))
+    def _failed(self, job: _Job, exc: Transient, maybe_sent_at: float | None) -> Outcome | None:
+        """Park the job for its backoff (or until a lookup can see it); give up after the
+        client's number of attempts."""
+        with self._cond:
+            self.failed_requests += 1
+        job.failures += 1
+        job.last_error = exc
+        if maybe_sent_at is not None:
+            job.unknown_since = maybe_sent_at
+        if job.failures >= self.max_attempts:
+            self.give_ups.note(exc)
+            return self._abandon(job)
+        due = time.monotonic() + self._backoff(job.failures)
+        if job.unknown_since is not None:
+            due = max(due, job.unknown_since + self.visibility_wait)
+        self._park(job, due)
+        return None
+
+    def _backoff(self, failures: int) -> float:
+        """The client's own backoff (exponential with jitter); it reads only the attempt number."""
+        state = cast("RetryCallState", SimpleNamespace(attempt_number=failures))
+        return float(self.backoff(state))
+
+    def _cut_off(self, job: _Job, exc: TlsError | ConnectionProblem) -> Outcome:
+        """TLS refused, or no request can be made as configured: stop the run. The request did
+        not leave (a TLS refusal ends the handshake; a ConnectionProblem is raised before
+        sending), so the message goes back unless an earlier send of it is still unknown."""
+        self.stop.request(StopReason.CONNECTION, str(exc))
+        return self._abandon(job)

@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from campaigns.store import outcomes
 from campaigns.store.campaign_queries import (
     active_senders,
     campaign_by_name,
@@ -40,22 +39,10 @@ __all__ = [
     "errors_by_code",
     "list_campaigns",
     "list_suppressions",
-    "record_outcomes",
     "report_frame",
     "sent_not_final",
     "utcnow",
 ]
-
-
-def record_outcomes(
-    store: Store, rows: Sequence[outcomes.Outcome | dict[str, Any]], me: str | None = None
-) -> None:
-    """Interim, until reconcile builds ``Outcome`` values: its dicts are delivery answers."""
-    typed = [
-        row if isinstance(row, outcomes.Outcome) else outcomes.Outcome(delivery=True, **row)
-        for row in rows
-    ]
-    outcomes.record_outcomes(store, typed, me)
 
 
 # -- reports ----

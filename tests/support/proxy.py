@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,23 @@ class Answer:
     content_type: str = "application/json; charset=utf-8"
 
 
+@dataclass(frozen=True)
+class AfterForward:
+    """Forward the request to the sandbox (it is accepted there), then drop the reply (the
+    client sees the connection cut) or hold it ``hold`` seconds before passing it on."""
+
+    drop: bool = False
+    hold: float = 0.0
+
+
+def dropped_reply() -> AfterForward:
+    return AfterForward(drop=True)
+
+
+def held_reply(seconds: float) -> AfterForward:
+    return AfterForward(hold=seconds)
+
+
 def bad_gateway() -> Answer:
     return Answer(502, b"<html><body>502 Bad Gateway</body></html>", "text/html")
 
@@ -34,11 +53,12 @@ def provider_code(code: int, text: str = "injected by the test proxy") -> Answer
     return Answer(200, json.dumps({"code": code, "data": text}, ensure_ascii=False).encode())
 
 
-# (path, how many requests to that path came before this one) -> an answer, or None to forward.
-Intercept = Callable[[str, int], Answer | None]
+# (path, how many requests to that path came before this one) -> an answer, a fault to apply to
+# the forwarded reply, or None to forward.
+Intercept = Callable[[str, int], Answer | AfterForward | None]
 
 
-def forward_everything(path: str, seen: int) -> Answer | None:
+def forward_everything(path: str, seen: int) -> Answer | AfterForward | None:
     return None
 
 
@@ -69,7 +89,7 @@ class FaultProxy:
         self._server.server_close()
         self._thread.join()
 
-    def answer(self, path: str) -> Answer | None:
+    def answer(self, path: str) -> Answer | AfterForward | None:
         with self._lock:
             seen = self.seen[path]
             self.seen[path] += 1
@@ -93,9 +113,17 @@ class FaultProxy:
             def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 path = urlsplit(self.path).path
-                answer = proxy.answer(path) or proxy.forward(
-                    path, body, self.headers.get("Content-Type", "")
-                )
+                fault = proxy.answer(path)
+                if isinstance(fault, Answer):
+                    answer = fault
+                else:
+                    answer = proxy.forward(path, body, self.headers.get("Content-Type", ""))
+                if isinstance(fault, AfterForward) and fault.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if isinstance(fault, AfterForward) and fault.hold:
+                    time.sleep(fault.hold)  # the injected fault: a reply held up on the way
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(answer.body)))

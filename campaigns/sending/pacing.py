@@ -1,0 +1,136 @@
+"""How many requests to keep in flight, from the latency measured as the run goes.
+
+Little's law: to make ``rate`` requests a second when each takes ``latency`` seconds, about
+``rate × latency`` must be in flight; a quarter more and a few spare cover the jitter. The
+target follows the latency up and down, never above the cap (``--concurrency``).
+
+Without a rate there is no throughput to aim at: the target starts at ``START`` and grows by a
+quarter each second while the latency stays near the lowest seen (the provider keeps up), and
+shrinks by a fifth when the latency doubles (requests are queueing, not going faster).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+DEFAULT_CAP = 320  # enough for 500/s at 500 ms: 500 × 0.5 × 1.25 + 4 = 317
+START = 16  # before the first reply, and the start of a run without --rate
+HEADROOM = 1.25
+SPARE = 4
+SMOOTHING = 0.05  # weight of each new latency sample in the running average
+ADJUST_EVERY = 1.0  # without a rate: seconds between two changes of the target
+GROW_BELOW = 1.5  # without a rate: grow while the latency is under this × the lowest seen
+SHRINK_ABOVE = 2.0  # ... and shrink once it is over this × the lowest seen
+OVERDUE_FACTOR = 4.0  # a reply this many times later than usual no longer holds its slot
+OVERDUE_MIN = 0.05
+MET = 0.95  # an achieved rate at least this share of the asked one met it
+
+
+class InFlight:
+    """The target number of requests in flight; thread-safe. ``clock`` is injectable."""
+
+    def __init__(
+        self, rate: float | None, cap: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.cap = max(1, cap)
+        self.clock = clock
+        self.latency: float | None = None  # running average, seconds
+        self._target = min(self.cap, START)
+        self._lowest: float | None = None  # the lowest one-second mean (without a rate)
+        self._window_sum = 0.0
+        self._window_count = 0
+        self._window_start = clock()
+        self._samples = 0
+        self._capped = 0  # samples after which the target wanted more than the cap
+        self._active = 0
+        self._changed = threading.Condition()
+
+    @property
+    def target(self) -> int:
+        return self._target
+
+    @property
+    def capped_share(self) -> float:
+        """How often the cap held the target below what the rate needed."""
+        return self._capped / self._samples if self._samples else 0.0
+
+    def overdue_after(self) -> float:
+        """A request out longer than this is held up (a fault), not a normal reply."""
+        usual = self.latency if self.latency is not None else 1.0
+        return max(OVERDUE_MIN, OVERDUE_FACTOR * usual)
+
+    def observe(self, seconds: float) -> None:
+        """One reply came back after ``seconds``."""
+        with self._changed:
+            self._samples += 1
+            if self.latency is None:
+                self.latency = seconds
+            else:
+                self.latency += SMOOTHING * (seconds - self.latency)
+            self._window_sum += seconds
+            self._window_count += 1
+            wanted = self._wanted()
+            self._capped += wanted > self.cap
+            self._target = max(1, min(self.cap, wanted))
+            self._changed.notify_all()
+
+    def _wanted(self) -> int:
+        assert self.latency is not None
+        if self.rate:
+            return math.ceil(self.rate * self.latency * HEADROOM) + SPARE
+        now = self.clock()
+        if now - self._window_start < ADJUST_EVERY:
+            return self._target
+        mean = self._window_sum / self._window_count
+        self._window_sum, self._window_count, self._window_start = 0.0, 0, now
+        self._lowest = mean if self._lowest is None else min(self._lowest, mean)
+        if mean <= GROW_BELOW * self._lowest:
+            return math.ceil(self._target * 1.25)
+        if mean > SHRINK_ABOVE * self._lowest:
+            return math.floor(self._target * 0.8)
+        return self._target
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the ``target`` slots for a request; measures it when it comes back."""
+        with self._changed:
+            while self._active >= self._target:
+                self._changed.wait()
+            self._active += 1
+        started = time.monotonic()
+        try:
+            yield
+            self.observe(time.monotonic() - started)
+        finally:
+            with self._changed:
+                self._active -= 1
+                self._changed.notify()
+
+
+def limited_by(sizing: InFlight, *, cpu_share: float, error_share: float, shared: bool) -> str:
+    """What most likely held a run below its rate: errors, the CPU, the cap, other senders."""
+    if error_share > 0.02:
+        return f"provider errors ({error_share:.0%} of requests failed and were retried)"
+    if cpu_share > 0.85:
+        return "CPU (this process kept a core busy)"
+    if sizing.capped_share > 0.5:
+        latency_ms = 1000 * (sizing.latency or 0.0)
+        return (
+            f"latency × requests in flight ({latency_ms:.0f} ms × the cap of {sizing.cap}; "
+            "raise --concurrency)"
+        )
+    if shared:
+        return "the shared rate limiter (other senders of the account take their slots)"
+    return "latency × requests in flight (still growing towards the target)"
+
+
+def rate_line(asked: float | None, achieved: float | None, why: str | None) -> str | None:
+    """One line when a run missed the asked rate; None when it met it or had none."""
+    if asked is None or achieved is None or achieved >= MET * asked:
+        return None
+    return f"achieved {achieved:.0f}/s of the {asked:g}/s asked, limited by {why}"
