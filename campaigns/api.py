@@ -34,7 +34,7 @@ from campaigns.errors import (
 )
 from campaigns.provider.codes import UNRECOGNISED_STATUS, describe
 from campaigns.send_settings import SendSettings, SendStart, merge, resume_command
-from campaigns.store import campaign_queries, queries
+from campaigns.store import campaign_queries, control_queries
 from campaigns.store.db import Store
 from campaigns.store.models import (
     CANCEL,
@@ -105,10 +105,9 @@ def _campaign_client(settings: Settings, store: Store, name: str, command: str) 
     if settings.insecure_tls:
         from sqlalchemy import select
 
-        from campaigns.store.models import Campaign
-
-        note = f"{command} on {queries.utcnow():%Y-%m-%d} (UTC) ran with --insecure-tls: {INSECURE}"
-        campaign_id = queries.campaign_by_name(store, name).id
+        today = campaign_queries.utcnow()
+        note = f"{command} on {today:%Y-%m-%d} (UTC) ran with --insecure-tls: {INSECURE}"
+        campaign_id = campaign_queries.campaign_by_name(store, name).id
         with store.session.begin() as session:
             locked = select(Campaign).where(Campaign.id == campaign_id).with_for_update()
             campaign = session.execute(locked).scalar_one()
@@ -366,7 +365,7 @@ def unsuppress(settings: Settings, items: Iterable[str]) -> controls.Suppression
 
 def suppressions(settings: Settings) -> list:
     with _store(settings) as store:
-        return queries.list_suppressions(store)
+        return control_queries.list_suppressions(store)
 
 
 # -- status and reports ----
@@ -412,13 +411,13 @@ def _meaning(code: int | None, reason: str | None) -> tuple[str, str]:
 
 def status(settings: Settings, name: str) -> CampaignStatus:
     with _store(settings) as store:
-        campaign = queries.campaign_by_name(store, name)
-        by_state = queries.counts_by_state(store, campaign.id)
+        campaign = campaign_queries.campaign_by_name(store, name)
+        by_state = campaign_queries.counts_by_state(store, campaign.id)
         errors = [
             (*_meaning(code, reason), count)
-            for code, reason, count in queries.errors_by_code(store, campaign.id)
+            for code, reason, count in campaign_queries.errors_by_code(store, campaign.id)
         ]
-        senders = queries.active_senders(store, campaign.id)
+        senders = campaign_queries.active_senders(store, campaign.id)
         unrecognised = _unrecognised_statuses(store, campaign.id) if by_state[SENT] else {}
     return CampaignStatus(
         campaign=name,
@@ -509,11 +508,11 @@ def _campaign_state(campaign, counts: dict[str, int], live: bool) -> str:
 def list_campaigns(settings: Settings) -> list[CampaignRow]:
     """Every campaign with its state and progress (final messages of all)."""
     with _store(settings) as store:
-        counts = queries.counts_by_campaign(store)
+        counts = campaign_queries.counts_by_campaign(store)
         rows = []
-        for campaign in queries.list_campaigns(store):
+        for campaign in campaign_queries.list_campaigns(store):
             mine = counts.get(campaign.id, dict.fromkeys(STATES, 0))
-            live = bool(mine[SENDING]) and bool(queries.active_senders(store, campaign.id))
+            live = bool(mine[SENDING]) and bool(campaign_queries.active_senders(store, campaign.id))
             rejected = sum(mine[state] for state in REJECTED_STATES)
             rows.append(
                 CampaignRow(
@@ -549,7 +548,7 @@ def report(
 
     counts = status(settings, name)
     with _store(settings) as store:
-        campaign = queries.campaign_by_name(store, name)
+        campaign = campaign_queries.campaign_by_name(store, name)
         data = ReportData(
             frame=None,
             status=counts,

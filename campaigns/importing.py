@@ -46,9 +46,9 @@ from campaigns.intake.render import (
 from campaigns.intake.seen import SeenNumbers
 from campaigns.reasons import REASONS as ALL_REASONS
 from campaigns.store import intake_queries
+from campaigns.store.campaign_queries import utcnow
 from campaigns.store.db import Store
 from campaigns.store.models import INVALID, PENDING, SUPPRESSED, Campaign, Import
-from campaigns.store.queries import utcnow
 
 REASONS = ALL_REASONS  # reason code -> plain-English explanation
 SAMPLE_SIZE = 5  # rendered messages shown in the summary

@@ -32,7 +32,7 @@ from campaigns.reports.carriers import (
 )
 from campaigns.reports.csv_export import breakdown_path
 from campaigns.reports.table import input_columns, mask_phones
-from campaigns.store import queries
+from campaigns.store import campaign_queries, queries
 from campaigns.store.db import Store
 from campaigns.store.models import STATES
 
@@ -79,7 +79,7 @@ def campaign(tmp_path_factory) -> tuple[ReportData, api.CampaignStatus]:
                 break
     status = api.status(settings, "春季")
     store = Store(settings.db_url)
-    frame = queries.report_frame(store, queries.campaign_by_name(store, "春季").id)
+    frame = queries.report_frame(store, campaign_queries.campaign_by_name(store, "春季").id)
     store.close()
     return ReportData(frame=frame, status=status, template=TEMPLATE), status
 
