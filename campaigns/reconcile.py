@@ -9,7 +9,7 @@ so far are recorded.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +19,7 @@ from campaigns.provider.client import SmsRecord, ZhenziClient
 from campaigns.provider.codes import UNRECOGNISED_STATUS
 from campaigns.provider.ratelimit import RateLimiter, Unlimited
 from campaigns.schedule import shanghai_wall_to_utc
+from campaigns.sending.pacing import DEFAULT_CAP, InFlight, limited_by, rate_line
 from campaigns.store.campaign_queries import campaign_by_name, counts_by_state, utcnow
 from campaigns.store.db import Store
 from campaigns.store.models import DELIVERED, EXPIRED, SENT, UNDELIVERED
@@ -45,6 +46,14 @@ class ReconcileProgress:
     errors: int = 0
     # No message of the campaign was ever sent: nothing to look up.
     nothing_sent: bool = False
+    # The --rate asked, lookups answered per second, and what most likely held it below.
+    asked_rate: float | None = None
+    achieved_rate: float | None = None
+    limited_by: str | None = None
+
+    def rate_summary(self) -> str | None:
+        """The line to print when the pass missed --rate (None: met, or no --rate)."""
+        return rate_line(self.asked_rate, self.achieved_rate, self.limited_by)
 
     @property
     def done(self) -> int:
@@ -119,7 +128,7 @@ def reconcile_campaign(
     name: str,
     *,
     rate: float | None = None,
-    concurrency: int = 8,
+    concurrency: int = DEFAULT_CAP,
     expire_after: timedelta = EXPIRE_AFTER,
     now: datetime | None = None,
     on_progress: Callable[[ReconcileProgress], None] | None = None,
@@ -127,21 +136,71 @@ def reconcile_campaign(
     """Look up every ``sent`` message once; messages still pending stay ``sent`` for next time.
 
     A message sent more than ``expire_after`` ago (default 72 h, as GOV.UK Notify does) without
-    a final answer ends ``expired``, so every campaign reaches a final state.
+    a final answer ends ``expired``, so every campaign reaches a final state. Lookups in flight
+    follow ``rate`` × the measured latency (``campaigns.sending.pacing``), ``concurrency`` at most.
     """
     expire_before = (now or utcnow()) - expire_after
     campaign = campaign_by_name(store, name)
     counts = counts_by_state(store, campaign.id)
-    progress = ReconcileProgress(total=counts[SENT])
+    progress = ReconcileProgress(total=counts[SENT], asked_rate=rate)
     if campaign.started_at is None and not any(counts[s] for s in (SENT, DELIVERED, UNDELIVERED)):
         progress.nothing_sent = True
         return progress
-    limiter = RateLimiter(rate) if rate else Unlimited()
+    lookups = _Lookups(client, rate, concurrency)
+    started, cpu = time.monotonic(), time.process_time()
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="reconcile") as pool:
+        for page, answers in _answered_pages(store, campaign.id, pool, lookups.look_up):
+            sent_at = {pk: when for pk, _, when in page}
+            outcomes = [_record(progress, a, sent_at[a.message_pk], expire_before) for a in answers]
+            record_outcomes(store, [o for o in outcomes if o is not None])
+            lookups.summarise(progress, time.monotonic() - started, time.process_time() - cpu)
+            if on_progress:
+                on_progress(progress)
+            stop = next((a.stop for a in answers if a.stop is not None), None)
+            if stop is not None:
+                raise stop
+    return progress
 
-    def look_up(item: tuple[int, str, datetime | None]) -> _Answer:
-        limiter.acquire()
+
+Page = list[tuple[int, str, datetime | None]]
+
+
+def _answered_pages(
+    store: Store,
+    campaign_id: int,
+    pool: ThreadPoolExecutor,
+    look_up: Callable[[tuple[int, str, datetime | None]], _Answer],
+) -> Iterator[tuple[Page, list[_Answer]]]:
+    """Each page with its answers; the next page's lookups start before this one's are in, so
+    the lookups in flight do not drain to nothing at the end of every page."""
+    page = sent_not_final(store, campaign_id, 0, PAGE)
+    futures = [pool.submit(look_up, item) for item in page]
+    while page:
+        following = sent_not_final(store, campaign_id, page[-1][0], PAGE)
+        following_futures = [pool.submit(look_up, item) for item in following]
         try:
-            return _Answer(item[0], client.find(item[1]))
+            yield page, [future.result() for future in futures]
+        except GeneratorExit:
+            for future in following_futures:
+                future.cancel()
+            raise
+        page, futures = following, following_futures
+
+
+class _Lookups:
+    """One lookup per message, at the rate, with rate × latency of them in flight."""
+
+    def __init__(self, client: ZhenziClient, rate: float | None, concurrency: int) -> None:
+        self.client = client
+        self.rate = rate
+        self.limiter = RateLimiter(rate) if rate else Unlimited()
+        self.sizing = InFlight(rate, concurrency)
+
+    def look_up(self, item: tuple[int, str, datetime | None]) -> _Answer:
+        self.limiter.acquire()
+        try:
+            with self.sizing.slot():
+                return _Answer(item[0], self.client.find(item[1]))
         except Transient:
             return _Answer(item[0], failed=True)
         except CampaignsError as exc:  # the account, TLS, the URL: every lookup would fail
@@ -149,20 +208,16 @@ def reconcile_campaign(
         except Exception:  # a record nobody foresaw: this message waits, the others go on
             return _Answer(item[0], failed=True)
 
-    after_id = 0
-    with ThreadPoolExecutor(concurrency, thread_name_prefix="reconcile") as pool:
-        while page := sent_not_final(store, campaign.id, after_id, PAGE):
-            after_id = page[-1][0]
-            sent_at = {pk: when for pk, _, when in page}
-            answers = list(pool.map(look_up, page))
-            outcomes = [_record(progress, a, sent_at[a.message_pk], expire_before) for a in answers]
-            record_outcomes(store, [o for o in outcomes if o is not None])
-            if on_progress:
-                on_progress(progress)
-            stop = next((a.stop for a in answers if a.stop is not None), None)
-            if stop is not None:
-                raise stop
-    return progress
+    def summarise(self, progress: ReconcileProgress, seconds: float, cpu: float) -> None:
+        if seconds <= 0 or not progress.done:
+            return
+        progress.achieved_rate = progress.done / seconds
+        progress.limited_by = limited_by(
+            self.sizing,
+            cpu_share=cpu / seconds,
+            error_share=progress.errors / progress.done,
+            shared=False,
+        )
 
 
 def _record(

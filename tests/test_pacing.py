@@ -12,7 +12,7 @@ from campaigns.config import Secret
 from campaigns.errors import ConnectionProblem, SendStopped, StopReason
 from campaigns.provider.client import FIND_PATH, SEND_PATH, SendResult, ZhenziClient
 from campaigns.sending import SendOptions, SendProgress, send_campaign
-from campaigns.sending.pacing import START, InFlight, limited_by
+from campaigns.sending.pacing import InFlight, limited_by
 from campaigns.store.db import Store
 from campaigns.store.models import FAILED, PENDING, SENT
 from tests.support.proxy import FaultProxy, bad_gateway, dropped_reply
@@ -29,7 +29,7 @@ class FakeClock:
 
 def test_with_a_rate_the_target_is_rate_times_latency_plus_headroom():
     sizing = InFlight(300, cap=320, clock=FakeClock())
-    assert sizing.target == START  # before any reply
+    assert sizing.target == 320  # before any reply: room for up to a second of latency
     sizing.observe(0.2)
     assert sizing.target == 79  # ceil(300 × 0.2 × 1.25) + 4
     for _ in range(200):  # the latency falls to 20 ms: the target follows it down

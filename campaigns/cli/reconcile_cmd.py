@@ -11,6 +11,7 @@ import click
 from campaigns import api
 from campaigns.cli.base import cli, err, out, progress
 from campaigns.config import Settings
+from campaigns.sending.pacing import DEFAULT_CAP
 
 EXIT_INTERRUPTED = 130
 # How --wait waits; tests put a clock of their own here.
@@ -35,7 +36,13 @@ def _in_words(seconds: float) -> str:
 @cli.command()
 @click.argument("name")
 @click.option("--rate", type=float, default=None, help="Lookups per second (default: unlimited).")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1000),
+    default=DEFAULT_CAP,
+    show_default=True,
+    help="At most this many lookups in flight; below it, --rate × the measured latency.",
+)
 @click.option(
     "--expire-after",
     type=float,
@@ -84,6 +91,8 @@ def reconcile(
         out.print(f"nothing has been sent yet in campaign {name}: run `campaigns send {name}`")
         return None
     out.print(_summary(result))
+    if line := result.rate_summary():
+        out.print(line)
     return None
 
 
@@ -91,6 +100,8 @@ def _reconcile_waiting(settings: Settings, name: str, options: dict) -> None:
     def report(number: int, result, next_wait: float | None) -> None:
         then = f"; next look in {_in_words(next_wait)}" if next_wait is not None else ""
         err.print(f"pass {number}: {_summary(result)}{then}")
+        if line := result.rate_summary():
+            err.print(line)
 
     try:
         result = api.reconcile_until_final(settings, name, sleep=_sleep, on_pass=report, **options)

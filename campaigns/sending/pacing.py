@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 DEFAULT_CAP = 320  # enough for 500/s at 500 ms: 500 × 0.5 × 1.25 + 4 = 317
-START = 16  # before the first reply, and the start of a run without --rate
+START = 16  # the start of a run without --rate
 HEADROOM = 1.25
 SPARE = 4
 SMOOTHING = 0.05  # weight of each new latency sample in the running average
@@ -40,7 +40,9 @@ class InFlight:
         self.cap = max(1, cap)
         self.clock = clock
         self.latency: float | None = None  # running average, seconds
-        self._target = min(self.cap, START)
+        # Before the first reply: with a rate, room for a latency of up to a second (the
+        # limiter spaces the requests anyway); without, a modest start.
+        self._target = min(self.cap, self._for_rate(1.0) if rate else START)
         self._lowest: float | None = None  # the lowest one-second mean (without a rate)
         self._window_sum = 0.0
         self._window_count = 0
@@ -82,7 +84,7 @@ class InFlight:
     def _wanted(self) -> int:
         assert self.latency is not None
         if self.rate:
-            return math.ceil(self.rate * self.latency * HEADROOM) + SPARE
+            return self._for_rate(self.latency)
         now = self.clock()
         if now - self._window_start < ADJUST_EVERY:
             return self._target
@@ -94,6 +96,10 @@ class InFlight:
         if mean > SHRINK_ABOVE * self._lowest:
             return math.floor(self._target * 0.8)
         return self._target
+
+    def _for_rate(self, latency: float) -> int:
+        assert self.rate is not None
+        return math.ceil(self.rate * latency * HEADROOM) + SPARE
 
     @contextmanager
     def slot(self) -> Iterator[None]:
