@@ -251,11 +251,12 @@ def _record_refusal(store: Store, campaign_id: int, why: str, code: int | None =
 
 
 def _quoted_hint(message: str, name: str) -> str:
-    """The run's resume hint quoted for a shell, saying it keeps the stored settings."""
-    return message.replace(
-        f"`campaigns send {name}`",
-        f"`{resume_command(name)}` (it resumes with the campaign's stored send settings)",
-    )
+    """The run's resume hint quoted for a shell, saying that it keeps the stored settings."""
+    hint = f"`campaigns send {name}`"
+    if hint not in message:
+        return message
+    quoted = message.replace(hint, f"`{resume_command(name)}`")
+    return f"{quoted} (with the campaign's stored send settings)"
 
 
 def send_plan(settings: Settings, name: str) -> SendPlan:

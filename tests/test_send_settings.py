@@ -102,8 +102,8 @@ def test_ctrl_c_then_send_name_resumes_at_the_stored_rate(run, spring, sandbox, 
     assert sender.returncode == 130, output
     assert "error" not in output
     assert (
-        "stopped; run `campaigns send spring` (it resumes with the campaign's stored send "
-        "settings) to resume" in output
+        "stopped; run `campaigns send spring` to resume (with the campaign's stored send "
+        "settings)\n" in output
     )
     before = len(sandbox.ledger_entries())
 
@@ -161,3 +161,19 @@ def test_send_marketing_checks_the_text_too(run, spring) -> None:
     refused = run("send", "spring", "--marketing")
     assert refused.exit_code == 1
     assert "--without-opt-out" in refused.output
+
+
+def test_a_stop_outside_the_window_hints_a_resume_that_keeps_the_window(run, spring) -> None:
+    spring(2)
+    now = datetime.now(SHANGHAI)
+    closed = f"{now + timedelta(hours=2):%H:00}-{now + timedelta(hours=3):%H:00}"
+    stopped = run("send", "spring", "--window", closed, "--no-wait")
+    assert stopped.exit_code == 2, stopped.output
+    assert (
+        "run `campaigns send spring` to resume (with the campaign's stored send settings)"
+        in stopped.output
+    )
+    assert f"send settings (stored): --window {closed}\n" in run("status", "spring").output
+    again = run("send", "spring", "--no-wait")  # as printed (and still outside the window)
+    assert again.exit_code == 2
+    assert f"resuming with the stored send settings: --window {closed}\n" in again.output
