@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from campaigns.errors import UserError
 from campaigns.schedule import MARKETING_WINDOW, Cap, Window, parse_moment
+from campaigns.sending.pacing import DEFAULT_CAP
 
 if TYPE_CHECKING:
     from campaigns.sending import SendOptions
 
-DEFAULT_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = DEFAULT_CAP  # the send stage's cap on requests in flight
 DEFAULT_ERROR_BUDGET = "20%/200"
 # An option value that clears a stored setting (--window none, --until none, ...).
 NONE = "none"

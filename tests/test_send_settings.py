@@ -85,7 +85,8 @@ def test_every_resume_hint_is_quoted_for_a_shell_and_says_it_keeps_the_settings(
 def test_send_help_gives_the_rate_default_and_describes_concurrency() -> None:
     shown = " ".join(CliRunner().invoke(cli, ["send", "--help"]).output.split())
     assert "Messages per second for the whole account [default: none, as fast as" in shown
-    assert "The most requests in flight at once. [default: 16; 1<=x<=256]" in shown
+    assert "--concurrency INTEGER RANGE The most requests in flight at once" in shown
+    assert "[default: 320; 1<=x<=1000]" in shown
 
 
 @pytest.mark.timeout(60)

@@ -34,10 +34,10 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--concurrency",
-    type=click.IntRange(1, 256),
+    type=click.IntRange(1, 1000),
     default=DEFAULT_CONCURRENCY,
     show_default=True,
-    help="The most requests in flight at once.",
+    help="The most requests in flight at once (below it, --rate × the measured latency).",
 )
 @click.option(
     "--dry-run", is_flag=True, help="Show what would be sent and if the balance covers it."
