@@ -7,7 +7,8 @@
     control_queries   cancel, suppression list, retry, test sends
     report_queries    what a report reads
 
-The names below are re-exported for the callers that still reach them through this module.
+Only ``report_frame`` is left here: a whole campaign as one DataFrame, which the report tests
+compare reports with (reports themselves stream through ``report_queries``).
 """
 
 from __future__ import annotations
@@ -17,33 +18,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from campaigns.store.campaign_queries import (
-    active_senders,
-    campaign_by_name,
-    counts_by_campaign,
-    counts_by_state,
-    errors_by_code,
-    list_campaigns,
-    utcnow,
-)
-from campaigns.store.control_queries import list_suppressions
 from campaigns.store.db import Store
 from campaigns.store.models import Message
-from campaigns.store.send_queries import sent_not_final
-
-__all__ = [
-    "active_senders",
-    "campaign_by_name",
-    "counts_by_campaign",
-    "counts_by_state",
-    "errors_by_code",
-    "list_campaigns",
-    "list_suppressions",
-    "report_frame",
-    "sent_not_final",
-    "utcnow",
-]
-
 
 # -- reports ----
 
