@@ -178,3 +178,11 @@ def test_a_stop_outside_the_window_hints_a_resume_that_keeps_the_window(run, spr
     again = run("send", "spring", "--no-wait")  # as printed (and still outside the window)
     assert again.exit_code == 2
     assert f"resuming with the stored send settings: --window {closed}\n" in again.output
+
+
+def test_a_dry_run_shows_the_settings_it_would_use_and_stores_nothing(run, spring) -> None:
+    spring(2)
+    assert run("send", "spring", "--rate", "7").exit_code == 0
+    dry = run("send", "spring", "--dry-run", "--rate", "9", "--cap", "1/24h")
+    assert "would send with: --rate 9 --cap 1/24h\n" in dry.output
+    assert status_json(run, "spring")["send_settings"]["rate"] == 7
