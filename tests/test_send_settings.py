@@ -186,3 +186,12 @@ def test_a_dry_run_shows_the_settings_it_would_use_and_stores_nothing(run, sprin
     dry = run("send", "spring", "--dry-run", "--rate", "9", "--cap", "1/24h")
     assert "would send with: --rate 9 --cap 1/24h\n" in dry.output
     assert status_json(run, "spring")["send_settings"]["rate"] == 7
+
+
+def test_a_marketing_text_with_opt_out_sends_without_being_asked(run, tmp_path) -> None:
+    path = write_csv(tmp_path / "m.csv", valid_phones(2))
+    text = "【店】{姓名}您好,新品上市,回T退订"
+    assert run("import", str(path), "-c", "m", "-m", text, "--marketing").exit_code == 0
+    sent = run("send", "m", "--marketing", "--window", "00:00-24:00")  # any time of day
+    assert sent.exit_code == 0, sent.output
+    assert "warning:" not in sent.output
