@@ -3,6 +3,7 @@ every refusal is one line (issue 13 §3 and §5)."""
 
 from __future__ import annotations
 
+import shlex
 import sqlite3
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def test_markup_in_a_campaign_name_is_text_everywhere(tmp_path: Path, name: str)
     assert f"campaign {name!r}" in imported.output
     paused = _run(url, "pause", name)
     assert paused.exit_code == 0
-    assert f"`campaigns send {name}` resumes it" in paused.output
+    assert f"`campaigns send {shlex.quote(name)}` resumes it" in paused.output
     shown = _run(url, "status", name)
     assert shown.exit_code == 0 and f"campaign {name}" in shown.output
     listed = _run(url, "list")
