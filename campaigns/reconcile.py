@@ -19,7 +19,7 @@ from campaigns.provider.client import SmsRecord, ZhenziClient
 from campaigns.provider.codes import UNRECOGNISED_STATUS
 from campaigns.provider.ratelimit import RateLimiter, Unlimited
 from campaigns.schedule import shanghai_wall_to_utc
-from campaigns.sending.pacing import DEFAULT_CAP, InFlight, limited_by, rate_line
+from campaigns.sending.pacing import DEFAULT_CAP, Answers, InFlight, limited_by, rate_line
 from campaigns.store.campaign_queries import campaign_by_name, counts_by_state, utcnow
 from campaigns.store.db import Store
 from campaigns.store.models import DELIVERED, EXPIRED, SENT, UNDELIVERED
@@ -195,12 +195,15 @@ class _Lookups:
         self.rate = rate
         self.limiter = RateLimiter(rate) if rate else Unlimited()
         self.sizing = InFlight(rate, concurrency)
+        self.answers = Answers()
 
     def look_up(self, item: tuple[int, str, datetime | None]) -> _Answer:
         self.limiter.acquire()
         try:
             with self.sizing.slot():
-                return _Answer(item[0], self.client.find(item[1]))
+                record = self.client.find(item[1])
+            self.answers.note()
+            return _Answer(item[0], record)
         except Transient:
             return _Answer(item[0], failed=True)
         except CampaignsError as exc:  # the account, TLS, the URL: every lookup would fail
@@ -211,7 +214,7 @@ class _Lookups:
     def summarise(self, progress: ReconcileProgress, seconds: float, cpu: float) -> None:
         if seconds <= 0 or not progress.done:
             return
-        progress.achieved_rate = progress.done / seconds
+        progress.achieved_rate = self.answers.rate()
         progress.limited_by = limited_by(
             self.sizing,
             cpu_share=cpu / seconds,

@@ -118,6 +118,32 @@ class InFlight:
                 self._changed.notify()
 
 
+class Answers:
+    """When the first and last answers of a stretch of work came: the rate held between them
+    leaves out the start (the first reply is one latency away) and any wait before it."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.count = 0
+        self.first = self.last = 0.0
+        self._lock = threading.Lock()
+
+    def note(self) -> None:
+        with self._lock:
+            self.last = self.clock()
+            if not self.count:
+                self.first = self.last
+            self.count += 1
+
+    @property
+    def span(self) -> float:
+        return self.last - self.first
+
+    def rate(self) -> float | None:
+        """Answers per second between the first and the last; None with fewer than two."""
+        return (self.count - 1) / self.span if self.count > 1 and self.span > 0 else None
+
+
 def limited_by(sizing: InFlight, *, cpu_share: float, error_share: float, shared: bool) -> str:
     """What most likely held a run below its rate: errors, the CPU, the cap, other senders."""
     if error_share > 0.02:

@@ -142,8 +142,8 @@ class _SendRun:
         self._last_flush = time.monotonic()
         self._last_takeover = 0.0
         # What the rate summary is made of, over every pass of sending.
-        self._seconds = self._cpu = 0.0
-        self._answered = self._requests = self._failed_requests = 0
+        self._seconds = self._cpu = self._answer_span = 0.0
+        self._answer_gaps = self._requests = self._failed_requests = 0
 
     def run(self) -> None:
         """Finish what dead senders left unknown, send, then resolve what this run left."""
@@ -188,7 +188,7 @@ class _SendRun:
             self.sizing,
         )
         self._exhausted = False
-        started, cpu, answered = time.monotonic(), time.process_time(), self._answered_so_far()
+        started, cpu = time.monotonic(), time.process_time()
         try:
             self._pump(pool)
         except KeyboardInterrupt:
@@ -206,19 +206,18 @@ class _SendRun:
             self._flush()
         self._seconds += time.monotonic() - started
         self._cpu += time.process_time() - cpu
-        self._answered += self._answered_so_far() - answered
+        self._answer_span += pool.answers.span
+        self._answer_gaps += max(0, pool.answers.count - 1)
         self._requests += pool.requests
         self._failed_requests += pool.failed_requests
         self._summarise_rate()
 
-    def _answered_so_far(self) -> int:
-        return self.progress.sent + self.progress.failed
-
     def _summarise_rate(self) -> None:
         """The achieved rate, and what most likely limited it, on the progress."""
-        if not self._seconds or not self._answered:
+        if not self._seconds or not self._answer_span:
             return
-        self.progress.achieved_rate = self._answered / self._seconds
+        # Between the first and the last answer of each pass: the rate the run held.
+        self.progress.achieved_rate = self._answer_gaps / self._answer_span
         self.progress.limited_by = limited_by(
             self.sizing,
             cpu_share=self._cpu / self._seconds,

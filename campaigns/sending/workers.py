@@ -43,7 +43,7 @@ from campaigns.provider.ratelimit import Limiter
 from campaigns.schedule import Clock, as_utc_naive, next_shanghai_midnight
 from campaigns.sending import outcomes
 from campaigns.sending.leases import Leases
-from campaigns.sending.pacing import InFlight
+from campaigns.sending.pacing import Answers, InFlight
 from campaigns.sending.stop import Stop
 from campaigns.store.campaign_queries import utcnow
 from campaigns.store.models import FAILED, SENT
@@ -135,6 +135,7 @@ class WorkerPool:
         self.sizing = sizing
         self.requests = 0  # send requests and lookups made
         self.failed_requests = 0  # ... of which failed transiently
+        self.answers = Answers()
         self._results: queue.Queue[Outcome] = queue.Queue()
         self._cond = threading.Condition()
         self._ready: deque[_Job] = deque()
@@ -228,10 +229,10 @@ class WorkerPool:
                 self._idle -= 1
 
     def _wait(self, now: float) -> float | None:
-        if self._parked:
-            return max(0.0, min(IDLE_CHECK, self._parked[0].due - now))
-        if self._ready or self._closed:
-            return IDLE_CHECK / 5  # a held-up request may free a slot
+        if self._parked and self._parked[0].due > now:
+            return min(IDLE_CHECK, self._parked[0].due - now)
+        if self._parked or self._ready or self._closed:
+            return IDLE_CHECK / 5  # work waits for a slot: a held-up request may free one
         return None
 
     def _park(self, job: _Job, due: float) -> None:
@@ -271,6 +272,8 @@ class WorkerPool:
                     self._cond.notify()
             if outcome is not None:
                 self._results.put(outcome)
+                if outcome.state in (SENT, FAILED):
+                    self.answers.note()
 
     def _step(self, job: _Job) -> Outcome | None:
         """The job's next move: an outcome, or None when it was parked for later."""

@@ -71,6 +71,7 @@ class FaultProxy:
         self.intercept = intercept
         self.seen: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._connections = threading.local()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -96,13 +97,22 @@ class FaultProxy:
         return self.intercept(path, seen)
 
     def forward(self, path: str, body: bytes, content_type: str) -> Answer:
-        connection = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=30)
+        """Over this handler thread's own keep-alive connection (a fresh one per request would
+        make the proxy, not the faults, what limits a fast run)."""
+        connection = getattr(self._connections, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(
+                self.target.hostname, self.target.port, timeout=30
+            )
+            self._connections.connection = connection
         try:
             connection.request("POST", path, body, {"Content-Type": content_type})
             reply = connection.getresponse()
             return Answer(reply.status, reply.read(), reply.getheader("Content-Type") or "")
-        finally:
+        except (OSError, http.client.HTTPException):
             connection.close()
+            self._connections.connection = None
+            raise
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
