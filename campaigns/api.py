@@ -33,7 +33,7 @@ from campaigns.errors import (
     UserError,
 )
 from campaigns.provider.codes import UNRECOGNISED_STATUS, describe
-from campaigns.send_settings import SendSettings, SendStart, merge, resume_command
+from campaigns.send_settings import SendSettings, SendStart, merge
 from campaigns.store import campaign_queries, control_queries
 from campaigns.store.db import Store
 from campaigns.store.models import (
@@ -222,9 +222,7 @@ def send(settings: Settings, name: str, options: SendOptions | None = None) -> S
             )
         except SendStopped as exc:
             _record_refusal(store, campaign.id, str(exc))
-            raise SendStopped(
-                _quoted_hint(str(exc), name), exc.reason, account=exc.account
-            ) from exc
+            raise
         except AccountBlocked as exc:
             _record_refusal(store, campaign.id, _refusal(exc), exc.code)
             raise
@@ -248,15 +246,6 @@ def _record_refusal(store: Store, campaign_id: int, why: str, code: int | None =
         if campaign is not None and campaign.stop_reason is None:
             campaign.stop_reason = why
             campaign.stop_code = code
-
-
-def _quoted_hint(message: str, name: str) -> str:
-    """The run's resume hint quoted for a shell, saying that it keeps the stored settings."""
-    hint = f"`campaigns send {name}`"
-    if hint not in message:
-        return message
-    quoted = message.replace(hint, f"`{resume_command(name)}`")
-    return f"{quoted} (with the campaign's stored send settings)"
 
 
 def send_plan(settings: Settings, name: str) -> SendPlan:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from campaigns.errors import UserError
 from campaigns.schedule import MARKETING_WINDOW, Cap, Window, parse_moment
+from campaigns.sending.options import resume_command  # noqa: F401  (re-exported for the CLI)
 from campaigns.sending.pacing import DEFAULT_CAP
 
 if TYPE_CHECKING:
@@ -25,11 +26,6 @@ DEFAULT_CONCURRENCY = DEFAULT_CAP  # the send stage's cap on requests in flight
 DEFAULT_ERROR_BUDGET = "20%/200"
 # An option value that clears a stored setting (--window none, --until none, ...).
 NONE = "none"
-
-
-def resume_command(name: str) -> str:
-    """The command that resumes ``name`` with its stored settings, quoted for a shell."""
-    return f"campaigns send {shlex.quote(name)}"
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,8 @@ def test_send_stores_its_settings_resumes_with_them_and_says_what_changed(run, s
     first = run("send", "spring", "--rate", "50", "--cap", "3/24h")
     assert first.exit_code == 0, first.output
     assert "send settings stored with the campaign: --rate 50 --cap 3/24h\n" in first.output
-    assert re.search(r"sending: 3/3 failed 0, [\d,]+\.\d/s\n", first.output)  # with its rate
+    assert re.search(r"sending: 3/3 failed 0, [\d,]+\.\d/s of 50/s asked\n", first.output)
+    assert re.search(r"sent 3, failed 0, at [\d,]+\.\d/s \(asked 50/s\)\n", first.output)
     stored = status_json(run, "spring")["send_settings"]
     assert (stored["rate"], stored["cap"]) == (50, "3/24h")
     assert "send settings (stored): --rate 50 --cap 3/24h\n" in run("status", "spring").output

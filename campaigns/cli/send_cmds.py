@@ -127,7 +127,8 @@ def send(
 
         def on_progress(sent: SendProgress) -> None:
             rate = sent.done / max(time.monotonic() - started, 0.001)
-            show(sent.done, sent.total, f"failed {sent.failed}, {rate:,.1f}/s")
+            asked = f" of {sent.asked_rate:g}/s asked" if sent.asked_rate else ""
+            show(sent.done, sent.total, f"failed {sent.failed}, {rate:,.1f}/s{asked}")
 
         options.on_progress = on_progress
         sent = api.send(settings, name, options)
@@ -141,7 +142,12 @@ def send(
     if sent.deferred:
         due = utc_to_shanghai_wall(sent.next_due) if sent.next_due else None
         parts.append(f"deferred {sent.deferred}" + (f" until {due:%Y-%m-%d %H:%M}" if due else ""))
+    if sent.achieved_rate:
+        asked = f" (asked {sent.asked_rate:g}/s)" if sent.asked_rate else ""
+        parts.append(f"at {sent.achieved_rate:,.1f}/s{asked}")
     out.print(", ".join(parts))
+    if shortfall := sent.rate_summary():
+        out.print(shortfall)
 
 
 def _given(ctx: click.Context) -> dict[str, object]:

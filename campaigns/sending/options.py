@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +53,11 @@ class SendProgress:
             self.deferred += 1
         elif outcome.state == SUPPRESSED:
             self.suppressed += 1
+
+
+def resume_command(name: str) -> str:
+    """The command that resumes ``name`` with its stored settings, quoted for a shell."""
+    return f"campaigns send {shlex.quote(name)}"
 
 
 @dataclass

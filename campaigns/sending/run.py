@@ -18,7 +18,7 @@ from campaigns.sending.budget import ErrorBudget
 from campaigns.sending.gate import Gate
 from campaigns.sending.leases import LEASE, Leases, is_dead_here
 from campaigns.sending.lookups import Lookups
-from campaigns.sending.options import SendOptions, SendPlan, SendProgress
+from campaigns.sending.options import SendOptions, SendPlan, SendProgress, resume_command
 from campaigns.sending.pacing import InFlight, limited_by
 from campaigns.sending.stop import Stop
 from campaigns.sending.workers import GiveUps, WorkerPool
@@ -293,7 +293,9 @@ class _SendRun:
         if settled is None:
             return self.progress
         reason, detail = settled
-        resume = f"run `campaigns send {name}` to resume"
+        resume = (
+            f"run `{resume_command(name)}` to resume (with the campaign's stored send settings)"
+        )
         if reason is StopReason.ACCOUNT:
             blocked = self.stop.account
             assert blocked is not None
