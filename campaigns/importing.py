@@ -18,7 +18,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -378,6 +378,7 @@ class _Run:
 
     def rows(self, chunk: Chunk, verdicts: pd.DataFrame) -> pa.Table:
         """The chunk's messages: accepted ones pending with a messageId, the rest invalid."""
+        assert self.target is not None  # only an import that stores rows makes them
         accepted = verdicts["reason"] == ""
         count = int(accepted.sum())
         message_id = pd.Series(None, index=verdicts.index, dtype="str")
@@ -423,13 +424,13 @@ def _one_ahead(pool: Executor, work: Callable[[Chunk], R], chunks: Iterator[Chun
     writes, pyarrow while it computes)."""
 
     def step() -> R | object:
-        chunk = next(chunks, _END)
-        return _END if chunk is _END else work(chunk)
+        chunk = next(chunks, None)
+        return _END if chunk is None else work(chunk)
 
     future = pool.submit(step)
     while (result := future.result()) is not _END:
         future = pool.submit(step)
-        yield result
+        yield cast(R, result)
 
 
 def _reason_text(verdicts: pd.DataFrame) -> pd.Series:

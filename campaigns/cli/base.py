@@ -56,7 +56,7 @@ class _UserDataConsole(Console):
     markup off, a campaign named ``[/x]`` is just text.
     """
 
-    def render_str(self, text: str, **kwargs) -> Text:  # type: ignore[override]
+    def render_str(self, text: str, **kwargs) -> Text:
         return super().render_str(visible(text), **kwargs)
 
 
@@ -77,6 +77,12 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _as_input_mistake(exc: click.UsageError) -> click.UsageError:
+    """click exits 2 for a usage mistake; our table says 1 for every input mistake."""
+    setattr(exc, "exit_code", EXIT_USER)  # noqa: B010  (an instance value over click's class one)
+    return exc
+
+
 class _Group(click.Group):
     """Turns the library's errors into one line and an exit code: no traceback for user mistakes."""
 
@@ -84,15 +90,13 @@ class _Group(click.Group):
         try:
             return super().make_context(*args, **kwargs)
         except click.UsageError as exc:  # a global option's mistake: input, like any other
-            exc.exit_code = EXIT_USER
-            raise
+            raise _as_input_mistake(exc) from None
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except click.UsageError as exc:  # click says 2; our table says 1 for input mistakes
-            exc.exit_code = EXIT_USER
-            raise
+        except click.UsageError as exc:
+            raise _as_input_mistake(exc) from None
         except SendStopped as exc:
             _fail(str(exc), _STOP_EXIT_CODES[exc.reason])
         except AccountBlocked as exc:

@@ -64,7 +64,9 @@ class Recipients:
     phone_column: str  # the header of the column holding phone numbers
     source: str  # the file name
     where: str  # the file name, and the sheet of a workbook: how messages name the file
-    chunks: Iterator[Chunk]  # one pass; raises InputFileError at a bad row or if no row has data
+    chunks: Generator[
+        Chunk, None, None
+    ]  # one pass; raises InputFileError at a bad row or if no row has data
 
 
 def read_recipients(
@@ -111,7 +113,7 @@ def read_recipients(
     return Recipients(columns, phone, name, where, _chunks(grids, columns, where))
 
 
-def _chunks(grids: Iterator[Grid], columns: list[str], where: str) -> Iterator[Chunk]:
+def _chunks(grids: Iterator[Grid], columns: list[str], where: str) -> Generator[Chunk, None, None]:
     """Name the columns and drop blank rows; a file whose rows are all blank is an error.
 
     Before each chunk, pyarrow's pool gives the memory the last one used back to the system:

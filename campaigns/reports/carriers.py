@@ -58,8 +58,8 @@ def _by_prefix(phones: pd.Series, digits: int, lookup: Callable[[str], str]) -> 
     """``lookup`` applied to each distinct mainland prefix only; "" where there is no number."""
     abroad = phones.str.startswith("+").fillna(False).astype(bool)
     codes, prefixes = pd.factorize(phones.str.slice(0, digits).mask(abroad, "+"))
-    names = [ABROAD if prefix == "+" else lookup(prefix) for prefix in prefixes]
-    names = np.array([*names, ""], dtype=object)
+    found = [ABROAD if prefix == "+" else lookup(prefix) for prefix in prefixes]
+    names = np.array([*found, ""], dtype=object)
     return pd.Series(names[codes], index=phones.index, dtype="str")  # code -1 (no number) → ""
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 import numpy as np
@@ -200,7 +200,9 @@ def _prefix_breakdowns(connection: Connection, campaign_id: int) -> tuple[pd.Dat
 
 
 def _utc_offset() -> int:
-    return int(SHANGHAI.utcoffset(datetime.now()).total_seconds())  # +8 h: no summer time
+    offset = SHANGHAI.utcoffset(datetime.now())
+    assert offset is not None  # a ZoneInfo always has one
+    return int(offset.total_seconds())  # +8 h: no summer time
 
 
 def send_rate(connection: Connection, campaign_id: int) -> tuple[pd.DataFrame, str]:
@@ -285,7 +287,7 @@ def summarise(
         created_at=_local(status.created_at),
         started_at=_local(status.started_at),
         finished_at=_local(status.finished_at),
-        generated_at=_local(datetime.now(UTC).replace(tzinfo=None)),
+        generated_at=datetime.now(SHANGHAI).replace(tzinfo=None),
         by_carrier=by_carrier,
         by_province=by_province,
         send_rate=rate,

@@ -212,7 +212,7 @@ def _by_sheet(
 
 def _widths(sample: pd.DataFrame) -> list[float]:
     sample = sample.head(SAMPLE_ROWS)
-    widths = []
+    widths: list[float] = []
     for name in sample.columns:
         column = sample[name]
         if pd.api.types.is_datetime64_any_dtype(column):
@@ -246,7 +246,8 @@ def _sheet_paths(package: ZipFile) -> dict[str, str]:
         return target.lstrip("/") if target.startswith("/") else posixpath.join("xl", target)
 
     return {
-        sheet.get("name"): part(targets[sheet.get(RELATION)]) for sheet in book.iter(f"{MAIN}sheet")
+        sheet.get("name", ""): part(targets[sheet.get(RELATION)])
+        for sheet in book.iter(f"{MAIN}sheet")
     }
 
 
@@ -256,6 +257,7 @@ def _style_index(package: ZipFile, number_format: str) -> int:
     styles = ElementTree.fromstring(package.read("xl/styles.xml"))
     formats = {f.get("formatCode"): f.get("numFmtId") for f in styles.iter(f"{MAIN}numFmt")}
     xfs = styles.find(f"{MAIN}cellXfs")
+    assert xfs is not None  # every styles part openpyxl writes has its cellXfs
     return next(i for i, xf in enumerate(xfs) if xf.get("numFmtId") == formats[number_format])
 
 

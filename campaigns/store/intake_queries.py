@@ -142,7 +142,8 @@ def _max_parameters(dialect: Dialect) -> int:
     """Bound parameters one statement may hold: 999 in SQLite before 3.32 (still the system
     library of Ubuntu 20.04), 32,766 after; PostgreSQL's protocol allows 65,535."""
     if dialect.name == "sqlite":
-        return 32_766 if dialect.dbapi.sqlite_version_info >= (3, 32) else 999
+        version = getattr(dialect.dbapi, "sqlite_version_info", (0,))
+        return 32_766 if version >= (3, 32) else 999
     return 65_535
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Integer, cast, extract, func, select, text
 from sqlalchemy.sql.elements import ColumnElement
@@ -101,7 +102,7 @@ def rows(
     try:
         cursor.execute(sql)
         while part := cursor.fetchmany(chunk_rows):
-            yield part
+            yield list(part)
     finally:
         cursor.close()
 
@@ -163,7 +164,7 @@ def _as_datetime(value: object) -> datetime | None:
     return datetime.fromisoformat(str(value))
 
 
-def _epoch_seconds(connection: Connection, column: ColumnElement) -> ColumnElement[int]:
+def _epoch_seconds(connection: Connection, column: Any) -> ColumnElement[int]:
     """Whole seconds since 1970 of a naive UTC DateTime column (fractions dropped)."""
     if connection.dialect.name == "sqlite":  # stored as text; strftime would round .9996 up
         return cast(func.strftime("%s", func.substr(column, 1, 19)), Integer)
