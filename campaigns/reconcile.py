@@ -19,7 +19,7 @@ from campaigns.provider.client import SmsRecord, ZhenziClient
 from campaigns.provider.codes import UNRECOGNISED_STATUS
 from campaigns.provider.ratelimit import RateLimiter, Unlimited
 from campaigns.schedule import shanghai_wall_to_utc
-from campaigns.sending.pacing import DEFAULT_CAP, Answers, InFlight, limited_by, rate_line
+from campaigns.sending.pacing import DEFAULT_CAP, Answers, InFlight, RateReport, limited_by
 from campaigns.store.campaign_queries import campaign_by_name, counts_by_state, utcnow
 from campaigns.store.db import Store
 from campaigns.store.models import DELIVERED, EXPIRED, SENT, UNDELIVERED
@@ -36,7 +36,7 @@ _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 @dataclass
-class ReconcileProgress:
+class ReconcileProgress(RateReport):
     total: int
     delivered: int = 0
     undelivered: int = 0
@@ -46,14 +46,6 @@ class ReconcileProgress:
     errors: int = 0
     # No message of the campaign was ever sent: nothing to look up.
     nothing_sent: bool = False
-    # The --rate asked, lookups answered per second, and what most likely held it below.
-    asked_rate: float | None = None
-    achieved_rate: float | None = None
-    limited_by: str | None = None
-
-    def rate_summary(self) -> str | None:
-        """The line to print when the pass missed --rate (None: met, or no --rate)."""
-        return rate_line(self.asked_rate, self.achieved_rate, self.limited_by)
 
     @property
     def done(self) -> int:

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from campaigns.schedule import Cap, Clock, Window, shanghai_now
-from campaigns.sending.pacing import DEFAULT_CAP, rate_line
+from campaigns.sending.pacing import DEFAULT_CAP, RateReport
 from campaigns.store.models import DEFERRED, FAILED, SENDING, SENT, SUPPRESSED
 from campaigns.store.outcomes import Outcome
 
 
 @dataclass
-class SendProgress:
+class SendProgress(RateReport):
     """Counts so far in this run; ``total`` is what was pending or in flight when it started."""
 
     total: int
@@ -27,15 +27,6 @@ class SendProgress:
     deferred: int = 0
     suppressed: int = 0
     next_due: datetime | None = None  # when the first deferred message may go (naive UTC)
-    # Set as the run goes: the --rate asked, messages answered per second of sending, and what
-    # most likely held the run below the asked rate.
-    asked_rate: float | None = None
-    achieved_rate: float | None = None
-    limited_by: str | None = None
-
-    def rate_summary(self) -> str | None:
-        """The line to print when the run missed --rate (None: met, or no --rate)."""
-        return rate_line(self.asked_rate, self.achieved_rate, self.limited_by)
 
     @property
     def done(self) -> int:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 DEFAULT_CAP = 320  # enough for 500/s at 500 ms: 500 × 0.5 × 1.25 + 4 = 317
 START = 16  # the start of a run without --rate
@@ -159,6 +160,20 @@ def limited_by(sizing: InFlight, *, cpu_share: float, error_share: float, shared
     if shared:
         return "the shared rate limiter (other senders of the account take their slots)"
     return "latency × requests in flight (still growing towards the target)"
+
+
+@dataclass(kw_only=True)
+class RateReport:
+    """The --rate asked, what a run held, and what most likely held it below: set as a send or
+    reconcile pass goes, printed at its end."""
+
+    asked_rate: float | None = None
+    achieved_rate: float | None = None
+    limited_by: str | None = None
+
+    def rate_summary(self) -> str | None:
+        """The line to print when the run missed --rate (None: met, or no --rate)."""
+        return rate_line(self.asked_rate, self.achieved_rate, self.limited_by)
 
 
 def rate_line(asked: float | None, achieved: float | None, why: str | None) -> str | None:
