@@ -8,14 +8,13 @@ import pandas as pd
 import pytest
 
 from campaigns import api
-from campaigns.config import Secret
 from campaigns.errors import SendStopped, StopReason
-from campaigns.provider.client import FIND_PATH, ZhenziClient
+from campaigns.provider.client import FIND_PATH
 from campaigns.sending import SendOptions, send_campaign
 from campaigns.store.db import Store
 from campaigns.store.models import FAILED, PENDING, SENDING, SENT
 from tests.support.proxy import FaultProxy, bad_gateway
-from tests.support.recipients import APP_ID, APP_SECRET, valid_phones, write_csv
+from tests.support.recipients import quick_client, valid_phones, write_csv
 from tests.support.torture import TortureConfig, run_torture
 
 
@@ -83,20 +82,6 @@ def test_each_fault_alone_keeps_exactly_once_and_counts_attempts(
         assert attempts.max() == 1  # confirmed by lookup, never re-sent
     else:
         assert attempts.max() >= 2  # refused requests were retried, and it shows
-
-
-def quick_client(url: str) -> ZhenziClient:
-    """Few retries with short backoffs: a message uses them all up in well under a second."""
-    return ZhenziClient(
-        url,
-        APP_ID,
-        Secret(APP_SECRET),
-        read_timeout=2.0,
-        max_attempts=3,
-        backoff_initial=0.01,
-        backoff_max=0.02,
-        visibility_wait=0.05,
-    )
 
 
 def test_an_accepted_send_whose_lookups_all_fail_stays_sending_and_goes_once(

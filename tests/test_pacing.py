@@ -16,7 +16,7 @@ from campaigns.sending.pacing import InFlight, limited_by
 from campaigns.store.db import Store
 from campaigns.store.models import FAILED, PENDING, SENT
 from tests.support.proxy import FaultProxy, bad_gateway, dropped_reply
-from tests.support.recipients import APP_ID, APP_SECRET, valid_phones, write_csv
+from tests.support.recipients import APP_ID, APP_SECRET, quick_client, valid_phones, write_csv
 
 
 class FakeClock:
@@ -90,19 +90,6 @@ def test_the_rate_summary_names_the_limit_only_when_the_rate_was_missed():
     )
 
 
-def quick_client(url: str) -> ZhenziClient:
-    return ZhenziClient(
-        url,
-        APP_ID,
-        Secret(APP_SECRET),
-        read_timeout=2.0,
-        max_attempts=5,
-        backoff_initial=0.01,
-        backoff_max=0.02,
-        visibility_wait=0.05,
-    )
-
-
 def test_a_parked_unknown_message_is_not_resent_before_its_lookup_and_others_go_on(
     settings, sandbox, tmp_path
 ):
@@ -123,7 +110,7 @@ def test_a_parked_unknown_message_is_not_resent_before_its_lookup_and_others_go_
     try:
         with FaultProxy(sandbox.url, faults) as proxy:
             progress = send_campaign(
-                store, quick_client(proxy.url), "parked", SendOptions(concurrency=1)
+                store, quick_client(proxy.url, max_attempts=5), "parked", SendOptions(concurrency=1)
             )
             assert proxy.seen[FIND_PATH] == 4
             assert proxy.seen[SEND_PATH] == 30
@@ -143,7 +130,7 @@ def test_a_message_refused_transiently_is_parked_and_retried_later(settings, san
         with FaultProxy(sandbox.url) as proxy:
             proxy.intercept = lambda where, seen: bad_gateway() if seen in (0, 1) else None
             progress = send_campaign(
-                store, quick_client(proxy.url), "retry", SendOptions(concurrency=2)
+                store, quick_client(proxy.url, max_attempts=5), "retry", SendOptions(concurrency=2)
             )
     finally:
         store.close()

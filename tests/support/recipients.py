@@ -7,6 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from campaigns.config import Secret
+from campaigns.provider.client import ZhenziClient
 from campaigns.provider.sandbox import Sandbox
 
 APP_ID = "test-app"
@@ -33,3 +35,17 @@ def status_json(run: Any, name: str) -> dict:
     result = run("status", name, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+def quick_client(url: str, max_attempts: int = 3) -> ZhenziClient:
+    """Short timeouts and backoffs: a message uses up its attempts in well under a second."""
+    return ZhenziClient(
+        url,
+        APP_ID,
+        Secret(APP_SECRET),
+        read_timeout=2.0,
+        max_attempts=max_attempts,
+        backoff_initial=0.01,
+        backoff_max=0.02,
+        visibility_wait=0.05,
+    )
