@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from tests.support.serving import ServedInThread
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -62,7 +64,7 @@ def forward_everything(path: str, seen: int) -> Answer | AfterForward | None:
     return None
 
 
-class FaultProxy:
+class FaultProxy(ServedInThread):
     """``with FaultProxy(sandbox.url) as proxy:`` point the client at ``proxy.url``; set
     ``proxy.intercept`` (any time) to answer some requests instead of the sandbox."""
 
@@ -72,23 +74,14 @@ class FaultProxy:
         self.seen: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._connections = threading.local()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        server.daemon_threads = True
+        self._serve(server)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
-
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
     def answer(self, path: str) -> Answer | AfterForward | None:
         with self._lock:

@@ -32,6 +32,8 @@ from urllib.parse import parse_qs
 
 import trustme
 
+from tests.support.serving import ServedInThread
+
 TEST_DOMAIN = "zhenzi.test"
 UNDERSCORE_HOST = f"sms_developer.{TEST_DOMAIN}"
 SENT_TEXT = "发送成功"
@@ -109,7 +111,7 @@ class DoubleConfig:
     seed: int = 12
 
 
-class RealDouble:
+class RealDouble(ServedInThread):
     """The provider as real code sees it; ``ledger`` is what the phones received."""
 
     def __init__(self, config: DoubleConfig, tls: ssl.SSLContext | None = None) -> None:
@@ -123,17 +125,8 @@ class RealDouble:
         self._records: dict[str, Sms] = {}
         self._rng = random.Random(config.seed)
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), self)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> RealDouble:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        server = _Server(("127.0.0.1", 0), self)
+        self._serve(server)
 
     @property
     def port(self) -> int:
