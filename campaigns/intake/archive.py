@@ -15,6 +15,7 @@ import re
 import struct
 import zipfile
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,7 +170,7 @@ def _unpack(
     return unpacked
 
 
-class _XmlScan:
+class _XmlScan(ABC):
     """The longest run of text between two tags, over a part fed in blocks, and the tags."""
 
     pattern: re.Pattern[bytes]
@@ -199,8 +200,9 @@ class _XmlScan:
         for match in self.pattern.finditer(data, 0, cut):
             self.tag(match)
 
+    @abstractmethod
     def tag(self, match: re.Match[bytes]) -> None:
-        raise NotImplementedError
+        """One tag the format's pattern found: what it says about the grid."""
 
     def cell_at(self, column: int, row: int | None = None) -> None:
         """A cell in ``column`` of ``row`` (default: the current row): the grid reaches it."""
