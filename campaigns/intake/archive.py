@@ -101,7 +101,9 @@ def scan_workbook(path: Path, where: str) -> WorkbookScan:
             return WorkbookScan(shapes, ods, unpacked)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise InputFileError(f"{where}: {_DAMAGED.format(reason=_first_line(exc))}") from None
-    except (NotImplementedError, RuntimeError) as exc:  # encrypted or unusual compression
+    # zipfile raises NotImplementedError for a compression method it lacks, RuntimeError for an
+    # encrypted part: either way the workbook cannot be read, and the user is told so.
+    except (NotImplementedError, RuntimeError) as exc:
         raise InputFileError(f"{where}: cannot be unpacked ({_first_line(exc)})") from None
 
 
