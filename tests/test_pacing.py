@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 import pytest
@@ -15,7 +16,7 @@ from campaigns.sending import SendOptions, SendProgress, send_campaign
 from campaigns.sending.pacing import InFlight, limited_by
 from campaigns.store.db import Store
 from campaigns.store.models import FAILED, PENDING, SENT
-from tests.support.proxy import FaultProxy, bad_gateway, dropped_reply
+from tests.support.proxy import FaultProxy, bad_gateway, dropped_reply, held_reply
 from tests.support.recipients import APP_ID, APP_SECRET, quick_client, valid_phones, write_csv
 
 
@@ -72,6 +73,30 @@ def test_a_reply_far_later_than_usual_is_overdue():
     sizing = InFlight(100, cap=16, clock=FakeClock())
     sizing.observe(0.001)
     assert sizing.overdue_after() == 0.05
+
+
+def test_unknown_outcomes_are_looked_up_soon_then_less_often_and_held_sends_hedged_later():
+    sizing = InFlight(100, cap=16, clock=FakeClock())
+    sizing.observe(0.02)
+    assert [sizing.lookup_after(n) for n in range(3)] == pytest.approx([0.2, 0.6, 1.8])
+    assert sizing.hedge_after() == 0.5  # never sooner: a slow reply is not yet a fault
+    sizing = InFlight(100, cap=320, clock=FakeClock())
+    sizing.observe(0.5)
+    assert sizing.lookup_after(0) == pytest.approx(1.0)  # twice the usual latency
+    assert sizing.hedge_after() == pytest.approx(4.0)  # eight times it
+
+
+def test_one_held_up_reply_does_not_swell_the_latency_the_target_is_sized_from():
+    sizing = InFlight(300, cap=320, clock=FakeClock())
+    for _ in range(50):
+        sizing.observe(0.02)
+    before = sizing.target
+    sizing.observe(30.0)  # a reply held up for half a minute counts as merely overdue
+    assert sizing.latency == pytest.approx(0.02 + 0.05 * (0.08 - 0.02))
+    assert sizing.target - before <= 1
+    for _ in range(60):  # while a real rise in latency still lifts it
+        sizing.observe(0.5)
+    assert sizing.latency > 0.4
 
 
 def test_the_rate_summary_names_the_limit_only_when_the_rate_was_missed():
@@ -173,3 +198,94 @@ def test_a_connection_problem_mid_send_stops_the_run_and_marks_nothing_failed(
     by_state = api.status(settings, "cut").by_state
     assert (by_state[SENT], by_state[FAILED], by_state[PENDING]) == (5, 0, 15)
     assert len(sandbox.ledger_entries()) == 5
+
+
+def _patient_client(url: str, *, lookup_wait: float) -> ZhenziClient:
+    """Waits a minute for a reply and ``lookup_wait`` before a "not found" means "never got it"."""
+    return ZhenziClient(
+        url,
+        APP_ID,
+        Secret(APP_SECRET),
+        read_timeout=60.0,
+        backoff_initial=0.01,
+        backoff_max=0.02,
+        visibility_wait=lookup_wait,
+    )
+
+
+def _send_through(settings, sandbox, tmp_path, faults, *, messages: int, lookup_wait: float):
+    path = write_csv(tmp_path / "list.csv", valid_phones(messages))
+    api.import_file(settings, path, campaign="faults", message="【测试】{姓名}您好")
+    store = Store(settings.db_url)
+    proxy = FaultProxy(sandbox.url, faults)
+    try:
+        with proxy:
+            client = _patient_client(proxy.url, lookup_wait=lookup_wait)
+            progress = send_campaign(store, client, "faults", SendOptions(concurrency=4))
+            held_when_done = proxy.holding
+    finally:
+        store.close()
+    counts = Counter(entry["number"] for entry in sandbox.ledger_entries())
+    assert len(counts) == messages and max(counts.values()) == 1
+    assert progress.sent == messages
+    return proxy, held_when_done
+
+
+def _sends(proxy: FaultProxy) -> list[tuple[float, str]]:
+    """(when, messageId) of each send request the proxy saw, in order."""
+    return [(t, mid) for t, path, mid in proxy.arrivals if path == SEND_PATH]
+
+
+def test_a_send_whose_reply_is_held_up_is_found_by_lookup_and_the_run_does_not_wait(
+    settings, sandbox, tmp_path
+):
+    """The provider accepted the first message, but its reply is held for a minute: a lookup
+    made while it is out finds the message, so the run ends with the reply still held."""
+    release = threading.Event()
+
+    def faults(where: str, seen: int):
+        return held_reply(60.0, until=release) if where == SEND_PATH and seen == 0 else None
+
+    try:
+        proxy, held_when_done = _send_through(
+            settings, sandbox, tmp_path, faults, messages=10, lookup_wait=60.0
+        )
+    finally:
+        release.set()
+    assert held_when_done == 1
+    _, first_id = _sends(proxy)[0]
+    assert (FIND_PATH, first_id) in {(path, mid) for _, path, mid in proxy.arrivals}
+    assert proxy.seen[SEND_PATH] == 10
+
+
+def test_an_unknown_outcome_is_confirmed_by_an_early_lookup_not_after_the_lookup_wait(
+    settings, sandbox, tmp_path
+):
+    """The reply to an accepted send is dropped: "found" settles it long before the lookup
+    wait (a minute here) could pass."""
+    faults = lambda where, seen: dropped_reply() if where == SEND_PATH and seen == 0 else None  # noqa: E731
+    proxy, _ = _send_through(settings, sandbox, tmp_path, faults, messages=10, lookup_wait=60.0)
+    sent_at, first_id = _sends(proxy)[0]
+    found_at = min(t for t, path, mid in proxy.arrivals if path == FIND_PATH and mid == first_id)
+    assert found_at - sent_at < 30.0
+    assert proxy.seen[SEND_PATH] == 10
+
+
+def test_an_early_not_found_never_allows_a_resend_before_the_lookup_wait(
+    settings, sandbox, tmp_path
+):
+    """A 502 may hide a request the provider got. The early lookups do not find it (the proxy
+    never passed it on), and only the lookup made after the lookup wait lets it go again."""
+    # Not the first send: by the fifth, replies have shown the usual latency.
+    faults = lambda where, seen: bad_gateway() if where == SEND_PATH and seen == 4 else None  # noqa: E731
+    proxy, _ = _send_through(settings, sandbox, tmp_path, faults, messages=8, lookup_wait=1.5)
+    sent_at, first_id = _sends(proxy)[4]
+    mine = [(t, path) for t, path, mid in proxy.arrivals if mid == first_id]
+    resent_at = [t for t, path in mine if path == SEND_PATH][1]
+    lookups = [t for t, path in mine if path == FIND_PATH]
+    # The wait runs from when the client began the send, a little before the proxy saw it.
+    assert resent_at - sent_at >= 1.4
+    assert len(lookups) >= 2  # early ones, which could not tell, and the one that could
+    assert max(lookups) - sent_at >= 1.4
+    assert min(lookups) - sent_at < 1.0
+    assert max(lookups) < resent_at

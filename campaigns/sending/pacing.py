@@ -28,6 +28,15 @@ GROW_BELOW = 1.5  # without a rate: grow while the latency is under this × the 
 SHRINK_ABOVE = 2.0  # ... and shrink once it is over this × the lowest seen
 OVERDUE_FACTOR = 4.0  # a reply this many times later than usual no longer holds its slot
 OVERDUE_MIN = 0.05
+# A send whose reply is this late is looked up while it is still out: if the provider shows the
+# message, it is sent, and the run does not wait for the held-up reply.
+HEDGE_FACTOR = 8.0
+HEDGE_MIN = 0.5
+# A message whose outcome is unknown is looked up early (a "found" settles it at once), then
+# less and less often; only a "not found" after the lookup wait means the provider never got it.
+EARLY_LOOKUP_FACTOR = 2.0
+EARLY_LOOKUP_MIN = 0.2
+EARLY_LOOKUP_GROWTH = 3.0
 MET = 0.95  # an achieved rate at least this share of the asked one met it
 
 
@@ -64,11 +73,26 @@ class InFlight:
 
     def overdue_after(self) -> float:
         """A request out longer than this is held up (a fault), not a normal reply."""
-        usual = self.latency if self.latency is not None else 1.0
-        return max(OVERDUE_MIN, OVERDUE_FACTOR * usual)
+        return max(OVERDUE_MIN, OVERDUE_FACTOR * self._usual())
+
+    def hedge_after(self) -> float:
+        """A send out longer than this is looked up while its reply is still awaited."""
+        return max(HEDGE_MIN, HEDGE_FACTOR * self._usual())
+
+    def lookup_after(self, lookups: int) -> float:
+        """When (seconds after the send) to look up, for the ``lookups + 1``-th time, a message
+        whose outcome is unknown: soon, then every time three times later."""
+        first = max(EARLY_LOOKUP_MIN, EARLY_LOOKUP_FACTOR * self._usual())
+        return first * EARLY_LOOKUP_GROWTH**lookups
+
+    def _usual(self) -> float:
+        return self.latency if self.latency is not None else 1.0
 
     def observe(self, seconds: float) -> None:
-        """One reply came back after ``seconds``."""
+        """One reply came back after ``seconds``. A held-up reply counts as merely overdue: one
+        fault must not swell the average, while a real rise still lifts it within a few
+        replies."""
+        seconds = min(seconds, self.overdue_after())
         with self._changed:
             self._samples += 1
             if self.latency is None:

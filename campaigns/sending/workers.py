@@ -10,6 +10,12 @@ provider can show it, then looked up, and sent again only if the lookup says "no
 parked message stays ``sending`` under this run's lease (the heartbeat keeps it): no other
 sender takes it over while this run lives, and after a crash it is resolved by lookup.
 
+A message whose outcome is unknown is looked up early and then less often: "found" settles it
+at once, "not found" counts only once the lookup wait has passed. A send whose reply is held up
+far beyond the usual latency is looked up while it is still out (a *hedge*): if the provider
+shows the message it is settled as sent, the late reply is ignored, and the run does not wait
+for it. Neither ever sends anything: only the "not found" after the lookup wait allows a re-send.
+
 How many requests are in flight follows ``pacing.InFlight``; a reply far later than usual stops
 holding its slot, so a few held replies do not stall the pipeline. Threads start only when work
 waits and none is idle, never more than the cap plus ``OVERDUE_THREADS``.
@@ -80,7 +86,7 @@ class GiveUps:
             self.stop.request(StopReason.PROVIDER_DOWN, f"the provider is unavailable ({exc})")
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     """One claim on its way through the pool, over all its attempts and lookups."""
 
@@ -89,14 +95,28 @@ class _Job:
     requests: int = 0  # send requests made for it in this run
     failures: int = 0  # transient failures (sends and lookups) so far
     unknown_since: float | None = None  # the last send that may have arrived: look it up first
+    lookups: int = 0  # lookups since then that did not find it (too early to be sure)
     last_error: Exception | None = None
+    settled: bool = False  # its one outcome is given (set under the pool's lock)
+
+
+@dataclass(eq=False)
+class _Request:
+    """A request in flight. For a send, ``hedges`` counts the lookups made while it was out."""
+
+    job: _Job
+    started: float
+    hedges: int = 0
+    done: bool = False
 
 
 @dataclass(order=True)
-class _Parked:
+class _Due:
+    """Work for later: a parked job's next step, or a hedge lookup of a request still out."""
+
     due: float
     order: int
-    job: _Job = field(compare=False)
+    task: _Job | _Request = field(compare=False)
 
 
 def one_attempt(client: ZhenziClient) -> ZhenziClient:
@@ -139,10 +159,11 @@ class WorkerPool:
         self._results: queue.Queue[Outcome] = queue.Queue()
         self._cond = threading.Condition()
         self._ready: deque[_Job] = deque()
-        self._parked: list[_Parked] = []
+        self._later: list[_Due] = []  # a heap
         self._order = itertools.count()
-        self._busy = 0  # threads holding a job
-        self._requesting: dict[int, float] = {}  # thread → when its request started
+        self._open = 0  # jobs handed in whose outcome is not given yet
+        self._busy = 0  # threads holding a task
+        self._requesting: dict[int, _Request] = {}  # thread → its request in flight
         self._idle = 0
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -155,6 +176,7 @@ class WorkerPool:
     def submit(self, claim: Claim, claimed_at: float) -> None:
         with self._cond:
             self._ready.append(_Job(claim, claimed_at))
+            self._open += 1
             self._grow(time.monotonic())
             self._cond.notify()
 
@@ -182,12 +204,15 @@ class WorkerPool:
             self._cond.notify_all()
 
     def join(self) -> None:
+        """Until every thread has ended, but those still waiting for a reply a hedge made
+        pointless: they end on their own (daemons) when it comes or times out."""
         while True:
             with self._cond:
-                alive = [thread for thread in self._threads if thread.is_alive()]
+                late = {ident for ident, out in self._requesting.items() if out.job.settled}
+                alive = [t for t in self._threads if t.is_alive() and t.ident not in late]
             if not alive:
                 return
-            alive[0].join()
+            alive[0].join(IDLE_CHECK)
 
     # -- who works on what ----
 
@@ -205,23 +230,29 @@ class WorkerPool:
     def _may_start(self, now: float) -> bool:
         """Fewer requests in flight than the target, not counting those held up for long."""
         overdue_after = self.sizing.overdue_after()
-        held_up = sum(now - started > overdue_after for started in self._requesting.values())
+        held_up = sum(
+            out.job.settled or now - out.started > overdue_after
+            for out in self._requesting.values()
+        )
         return self._busy - held_up < self.sizing.target
 
     def _due(self, now: float) -> bool:
-        return bool(self._parked) and (self._parked[0].due <= now or self.stop.is_set())
+        """Whether later work is due now (dropping hedges no longer needed). Under the lock."""
+        while self._later and _pointless(self._later[0].task):
+            heapq.heappop(self._later)
+        return bool(self._later) and (self._later[0].due <= now or self.stop.is_set())
 
-    def _next(self) -> _Job | None:
+    def _next(self) -> _Job | _Request | None:
         with self._cond:
             while True:
                 now = time.monotonic()
                 if self._may_start(now) and (self._due(now) or self._ready):
-                    job = heapq.heappop(self._parked).job if self._due(now) else None
-                    job = job or self._ready.popleft()
+                    due = self._due(now)
+                    task = heapq.heappop(self._later).task if due else self._ready.popleft()
                     self._busy += 1
                     self._grow(now)
-                    return job
-                if self._closed and not self._ready and not self._parked and not self._busy:
+                    return task
+                if self._closed and not self._open:
                     self._cond.notify_all()
                     return None
                 self._idle += 1
@@ -229,38 +260,63 @@ class WorkerPool:
                 self._idle -= 1
 
     def _wait(self, now: float) -> float | None:
-        if self._parked and self._parked[0].due > now:
-            return min(IDLE_CHECK, self._parked[0].due - now)
-        if self._parked or self._ready or self._closed:
+        if self._later and self._later[0].due > now:
+            return min(IDLE_CHECK, self._later[0].due - now)
+        if self._later or self._ready or self._closed:
             return IDLE_CHECK / 5  # work waits for a slot: a held-up request may free one
         return None
 
     def _park(self, job: _Job, due: float) -> None:
+        self._later_at(due, job)
+
+    def _later_at(self, due: float, task: _Job | _Request) -> None:
         with self._cond:
-            heapq.heappush(self._parked, _Parked(due, next(self._order), job))
-            self._cond.notify()
+            if not _pointless(task):
+                heapq.heappush(self._later, _Due(due, next(self._order), task))
+                self._cond.notify()
+
+    def _settle(self, job: _Job, outcome: Outcome) -> None:
+        """Give the job's one outcome, unless a hedge or the sender gave it first."""
+        with self._cond:
+            if job.settled:
+                return
+            job.settled = True
+            self._open -= 1
+            self._cond.notify_all()
+        self._results.put(outcome)
+        if outcome.state in (SENT, FAILED):
+            self.answers.note()
 
     @contextmanager
-    def _request(self) -> Iterator[None]:
-        """Count a request in flight; measure it when a reply comes back."""
+    def _request(self, job: _Job, *, hedged: bool = False) -> Iterator[None]:
+        """Count a request in flight; measure it when a reply comes back. ``hedged``: look it
+        up while it is still out once it is far later than usual."""
         me = threading.get_ident()
-        started = time.monotonic()
+        out = _Request(job, time.monotonic())
         with self._cond:
-            self._requesting[me] = started
+            self._requesting[me] = out
             self.requests += 1
+        if hedged:
+            self._later_at(out.started + self.sizing.hedge_after(), out)
         try:
             yield
-            self.sizing.observe(time.monotonic() - started)
+            self.sizing.observe(time.monotonic() - out.started)
         finally:
             with self._cond:
+                out.done = True
                 del self._requesting[me]
 
     # -- one thread ----
 
     def _serve(self) -> None:
-        while (job := self._next()) is not None:
+        while (task := self._next()) is not None:
+            job = task.job if isinstance(task, _Request) else task
+            outcome = None
             try:
-                outcome = self._step(job)
+                if isinstance(task, _Request):
+                    self._hedge(task)
+                else:
+                    outcome = self._step(task)
             except Exception as exc:  # every claim must come back, or the run never ends
                 self.stop.crash(exc)
                 outcome = outcomes.unknown(
@@ -271,12 +327,12 @@ class WorkerPool:
                     self._busy -= 1
                     self._cond.notify()
             if outcome is not None:
-                self._results.put(outcome)
-                if outcome.state in (SENT, FAILED):
-                    self.answers.note()
+                self._settle(job, outcome)
 
     def _step(self, job: _Job) -> Outcome | None:
         """The job's next move: an outcome, or None when it was parked for later."""
+        if job.settled:  # a hedge found it while it waited here
+            return None
         if not self.stop.is_set():
             self.limiter.acquire()
         if self.stop.is_set() or not self.leases.may_send(job.claimed_at):
@@ -298,7 +354,7 @@ class WorkerPool:
         claim = job.claim
         started = time.monotonic()
         try:
-            with self._request():
+            with self._request(job, hedged=True):
                 job.requests += 1
                 self.client.send_message(
                     claim.phone,
@@ -307,7 +363,16 @@ class WorkerPool:
                     template_id=self.template_id,
                     params=claim.params,
                 )
-        except MessageRejected as exc:
+        except Exception as exc:  # noqa: BLE001 - sorted by what it means below
+            return None if job.settled else self._send_failed(job, exc, started)
+        if job.settled:  # a hedge found it first; this reply is late news
+            return None
+        self.give_ups.note(None)
+        return outcomes.attempted(claim, SENT, job.requests, sent_at=utcnow())
+
+    def _send_failed(self, job: _Job, exc: Exception, started: float) -> Outcome | None:
+        claim = job.claim
+        if isinstance(exc, MessageRejected):
             if exc.code == DAILY_LIMIT:
                 due = as_utc_naive(next_shanghai_midnight(self.clock()))
                 return outcomes.deferred(claim, due, DAILY_LIMIT, exc.meaning, job.requests)
@@ -315,24 +380,25 @@ class WorkerPool:
             return outcomes.attempted(
                 claim, FAILED, job.requests, error_code=exc.code, error_text=text
             )
-        except AccountBlocked as exc:
+        if isinstance(exc, AccountBlocked):
             self.stop.refused(exc)  # refused: this request was not sent
             return outcomes.put_back(claim, job.requests - 1)
-        except Transient as exc:
+        if isinstance(exc, Transient):
             return self._failed(job, exc, started if exc.maybe_sent else None)
-        except (TlsError, ConnectionProblem) as exc:
+        if isinstance(exc, TlsError | ConnectionProblem):
             job.requests -= 1  # it never left
             return self._cut_off(job, exc)
-        except Exception as exc:  # a bug must not lose track of a message that may have gone out
-            self.stop.crash(exc)
-            return outcomes.unknown(claim, CampaignsError(f"internal error: {exc!r}"), job.requests)
-        self.give_ups.note(None)
-        return outcomes.attempted(claim, SENT, job.requests, sent_at=utcnow())
+        # A bug must not lose track of a message that may have gone out.
+        self.stop.crash(exc)
+        return outcomes.unknown(claim, CampaignsError(f"internal error: {exc!r}"), job.requests)
 
     def _look_up(self, job: _Job) -> Outcome | None:
-        """Did the send whose outcome is unknown arrive? Found: sent. Not found: send again."""
+        """Did the send whose outcome is unknown arrive? Found: sent. Not found: send again, but
+        only once the lookup wait has passed; before that, look again later."""
+        assert job.unknown_since is not None
+        asked_at = time.monotonic()
         try:
-            with self._request():
+            with self._request(job):
                 record = self.client.find(job.claim.message_id)
         except Transient as exc:
             return self._failed(job, exc, None)
@@ -344,25 +410,56 @@ class WorkerPool:
         if record is not None:
             self.give_ups.note(None)
             return outcomes.attempted(job.claim, SENT, job.requests, sent_at=utcnow())
-        job.unknown_since = None
+        if asked_at < job.unknown_since + self.visibility_wait:  # too soon to be sure
+            job.lookups += 1
+            self._park(job, self._lookup_due(job))
+            return None
+        job.unknown_since, job.lookups = None, 0
         self._park(job, time.monotonic())  # never got it: send again, in turn
         return None
 
+    def _lookup_due(self, job: _Job) -> float:
+        """The next lookup of a message whose outcome is unknown: early ones can only confirm
+        it; the last, at the end of the lookup wait, can also say it never arrived."""
+        assert job.unknown_since is not None
+        early = job.unknown_since + self.sizing.lookup_after(job.lookups)
+        return min(early, job.unknown_since + self.visibility_wait)
+
+    def _hedge(self, out: _Request) -> None:
+        """Look up a send whose reply is held up. Found: it is sent, whatever the reply says
+        when it comes. Not found: look again later, while it is still out; never send."""
+        job = out.job
+        if not self.stop.is_set():
+            self.limiter.acquire()
+        if _pointless(out) or self.stop.is_set():
+            return
+        try:
+            with self._request(job):
+                record = self.client.find(job.claim.message_id)
+        except (CampaignsError, OSError):
+            record = None  # the send itself still decides
+        if record is not None:
+            self.give_ups.note(None)
+            self._settle(job, outcomes.attempted(job.claim, SENT, job.requests, sent_at=utcnow()))
+            return
+        out.hedges += 1
+        self._later_at(out.started + self.sizing.hedge_after() * 2**out.hedges, out)
+
     def _failed(self, job: _Job, exc: Transient, maybe_sent_at: float | None) -> Outcome | None:
-        """Park the job for its backoff (or until a lookup can see it); give up after the
-        client's number of attempts."""
+        """Park the job for its backoff (or until its next lookup); give up after the client's
+        number of attempts."""
         with self._cond:
             self.failed_requests += 1
         job.failures += 1
         job.last_error = exc
         if maybe_sent_at is not None:
-            job.unknown_since = maybe_sent_at
+            job.unknown_since, job.lookups = maybe_sent_at, 0
         if job.failures >= self.max_attempts:
             self.give_ups.note(exc)
             return self._abandon(job)
         due = time.monotonic() + self._backoff(job.failures)
         if job.unknown_since is not None:
-            due = max(due, job.unknown_since + self.visibility_wait)
+            due = max(due, self._lookup_due(job))
         self._park(job, due)
         return None
 
@@ -377,3 +474,10 @@ class WorkerPool:
         sending), so the message goes back unless an earlier send of it is still unknown."""
         self.stop.request(StopReason.CONNECTION, str(exc))
         return self._abandon(job)
+
+
+def _pointless(task: _Job | _Request) -> bool:
+    """Work no longer needed: its job has its outcome, or (a hedge) the reply came back."""
+    if isinstance(task, _Request):
+        return task.done or task.job.settled
+    return task.settled

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from tests.support.serving import ServedInThread
 
@@ -36,14 +36,15 @@ class AfterForward:
 
     drop: bool = False
     hold: float = 0.0
+    until: threading.Event | None = None  # with ``hold``: pass the reply on early once set
 
 
 def dropped_reply() -> AfterForward:
     return AfterForward(drop=True)
 
 
-def held_reply(seconds: float) -> AfterForward:
-    return AfterForward(hold=seconds)
+def held_reply(seconds: float, until: threading.Event | None = None) -> AfterForward:
+    return AfterForward(hold=seconds, until=until)
 
 
 def bad_gateway() -> Answer:
@@ -72,6 +73,9 @@ class FaultProxy(ServedInThread):
         self.target = urlsplit(target_url)
         self.intercept = intercept
         self.seen: Counter[str] = Counter()
+        # (time.monotonic(), path, messageId or "") of each request, in order of arrival
+        self.arrivals: list[tuple[float, str, str]] = []
+        self.holding = 0  # replies held up right now
         self._lock = threading.Lock()
         self._connections = threading.local()
         server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -83,10 +87,12 @@ class FaultProxy(ServedInThread):
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def answer(self, path: str) -> Answer | AfterForward | None:
+    def answer(self, path: str, body: bytes) -> Answer | AfterForward | None:
+        message_id = parse_qs(body.decode("utf-8", "replace")).get("messageId", [""])[0]
         with self._lock:
             seen = self.seen[path]
             self.seen[path] += 1
+            self.arrivals.append((time.monotonic(), path, message_id))
         return self.intercept(path, seen)
 
     def forward(self, path: str, body: bytes, content_type: str) -> Answer:
@@ -107,16 +113,32 @@ class FaultProxy(ServedInThread):
             self._connections.connection = None
             raise
 
+    def hold(self, fault: AfterForward) -> None:
+        """The injected fault: a reply held up on the way."""
+        with self._lock:
+            self.holding += 1
+        try:
+            if fault.until is not None:
+                fault.until.wait(fault.hold)
+            else:
+                time.sleep(fault.hold)
+        finally:
+            with self._lock:
+                self.holding -= 1
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Head and body go out as two writes: with Nagle's algorithm the body would wait for
+            # the client's delayed ACK (~40 ms), and the proxy, not the faults, would set the pace.
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 path = urlsplit(self.path).path
-                fault = proxy.answer(path)
+                fault = proxy.answer(path, body)
                 if isinstance(fault, Answer):
                     answer = fault
                 else:
@@ -126,7 +148,7 @@ class FaultProxy(ServedInThread):
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if isinstance(fault, AfterForward) and fault.hold:
-                    time.sleep(fault.hold)  # the injected fault: a reply held up on the way
+                    proxy.hold(fault)
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(answer.body)))
