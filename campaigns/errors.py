@@ -56,14 +56,17 @@ class Transient(CampaignsError):
     """Try again later (code 1000, HTTP 5xx, garbage body, network trouble).
 
     ``maybe_sent`` is True when the request may have reached the provider: the message must be
-    looked up before it is sent again.
+    looked up before it is sent again. ``error_reply`` is True when a server *answered* that the
+    request failed (HTTP 5xx, code 1000): it most likely went no further, so only the lookup
+    that can also say "not found" is worth its slot, not an early one that hopes to find it.
     """
 
     requests = 1
 
-    def __init__(self, reason: str, *, maybe_sent: bool) -> None:
+    def __init__(self, reason: str, *, maybe_sent: bool, error_reply: bool = False) -> None:
         super().__init__(reason)
         self.maybe_sent = maybe_sent
+        self.error_reply = error_reply
 
 
 class StopReason(Enum):

@@ -136,7 +136,7 @@ def _raise_for_code(code: int, data: Any) -> None:
     if known.kind == "account":
         raise AccountBlocked(code, text, known.meaning, known.advice)
     if known.kind == "transient":
-        raise Transient(f"provider code {code}: {known.meaning}", maybe_sent=True)
+        raise Transient(f"provider code {code}: {known.meaning}", maybe_sent=True, error_reply=True)
     raise MessageRejected(code, text, known.meaning)
 
 
@@ -270,7 +270,9 @@ class ZhenziClient:
                         raise
                     return SendResult(requests_made)
         except Transient as exc:
-            final = Transient(str(exc), maybe_sent=last_maybe_sent is not None)
+            final = Transient(
+                str(exc), maybe_sent=last_maybe_sent is not None, error_reply=exc.error_reply
+            )
             final.requests = requests_made
             raise final from None
         except ProviderError as exc:
@@ -373,7 +375,9 @@ class ZhenziClient:
                 "if that is the provider's new address, set --api-url / ZHENZI_API_URL to it",
             )
         if status >= 500 or status == 429:
-            raise Transient(f"provider answered HTTP {status}", maybe_sent=status != 429)
+            raise Transient(
+                f"provider answered HTTP {status}", maybe_sent=status != 429, error_reply=True
+            )
         if status != 200:
             raise AccountBlocked(
                 status,

@@ -96,6 +96,7 @@ class _Job:
     failures: int = 0  # transient failures (sends and lookups) so far
     unknown_since: float | None = None  # the last send that may have arrived: look it up first
     lookups: int = 0  # lookups since then that did not find it (too early to be sure)
+    look_early: bool = True  # False after an error reply: only the conclusive lookup is worth it
     last_error: Exception | None = None
     settled: bool = False  # its one outcome is given (set under the pool's lock)
 
@@ -422,8 +423,10 @@ class WorkerPool:
         """The next lookup of a message whose outcome is unknown: early ones can only confirm
         it; the last, at the end of the lookup wait, can also say it never arrived."""
         assert job.unknown_since is not None
-        early = job.unknown_since + self.sizing.lookup_after(job.lookups)
-        return min(early, job.unknown_since + self.visibility_wait)
+        conclusive = job.unknown_since + self.visibility_wait
+        if not job.look_early:
+            return conclusive
+        return min(job.unknown_since + self.sizing.lookup_after(job.lookups), conclusive)
 
     def _hedge(self, out: _Request) -> None:
         """Look up a send whose reply is held up. Found: it is sent, whatever the reply says
@@ -454,6 +457,7 @@ class WorkerPool:
         job.last_error = exc
         if maybe_sent_at is not None:
             job.unknown_since, job.lookups = maybe_sent_at, 0
+            job.look_early = not exc.error_reply
         if job.failures >= self.max_attempts:
             self.give_ups.note(exc)
             return self._abandon(job)

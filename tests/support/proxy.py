@@ -39,6 +39,12 @@ class AfterForward:
     until: threading.Event | None = None  # with ``hold``: pass the reply on early once set
 
 
+@dataclass(frozen=True)
+class CutOff:
+    """Close the connection without passing the request on: the client cannot tell it from a
+    reply lost on the way back, but the provider never got it."""
+
+
 def dropped_reply() -> AfterForward:
     return AfterForward(drop=True)
 
@@ -58,10 +64,11 @@ def provider_code(code: int, text: str = "injected by the test proxy") -> Answer
 
 # (path, how many requests to that path came before this one) -> an answer, a fault to apply to
 # the forwarded reply, or None to forward.
-Intercept = Callable[[str, int], Answer | AfterForward | None]
+Fault = Answer | AfterForward | CutOff
+Intercept = Callable[[str, int], Fault | None]
 
 
-def forward_everything(path: str, seen: int) -> Answer | AfterForward | None:
+def forward_everything(path: str, seen: int) -> Fault | None:
     return None
 
 
@@ -87,7 +94,7 @@ class FaultProxy(ServedInThread):
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def answer(self, path: str, body: bytes) -> Answer | AfterForward | None:
+    def answer(self, path: str, body: bytes) -> Fault | None:
         message_id = parse_qs(body.decode("utf-8", "replace")).get("messageId", [""])[0]
         with self._lock:
             seen = self.seen[path]
@@ -139,13 +146,15 @@ class FaultProxy(ServedInThread):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 path = urlsplit(self.path).path
                 fault = proxy.answer(path, body)
+                if isinstance(fault, CutOff):
+                    self._hang_up()
+                    return
                 if isinstance(fault, Answer):
                     answer = fault
                 else:
                     answer = proxy.forward(path, body, self.headers.get("Content-Type", ""))
                 if isinstance(fault, AfterForward) and fault.drop:
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self._hang_up()
                     return
                 if isinstance(fault, AfterForward) and fault.hold:
                     proxy.hold(fault)
@@ -154,6 +163,10 @@ class FaultProxy(ServedInThread):
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
                 self.wfile.write(answer.body)
+
+            def _hang_up(self) -> None:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
 
             def log_message(self, format: str, *args: object) -> None:
                 return None
