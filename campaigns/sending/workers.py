@@ -230,6 +230,8 @@ class WorkerPool:
 
     def _may_start(self, now: float) -> bool:
         """Fewer requests in flight than the target, not counting those held up for long."""
+        if self._busy < self.sizing.target:
+            return True
         overdue_after = self.sizing.overdue_after()
         held_up = sum(
             out.job.settled or now - out.started > overdue_after
@@ -247,8 +249,8 @@ class WorkerPool:
         with self._cond:
             while True:
                 now = time.monotonic()
-                if self._may_start(now) and (self._due(now) or self._ready):
-                    due = self._due(now)
+                due = self._due(now)
+                if (due or self._ready) and self._may_start(now):
                     task = heapq.heappop(self._later).task if due else self._ready.popleft()
                     self._busy += 1
                     self._grow(now)
@@ -269,12 +271,15 @@ class WorkerPool:
 
     def _park(self, job: _Job, due: float) -> None:
         self._later_at(due, job)
+        with self._cond:
+            self._cond.notify()
 
     def _later_at(self, due: float, task: _Job | _Request) -> None:
+        """No thread is woken: a hedge is seconds away, and a waiting thread looks again within
+        ``IDLE_CHECK`` anyway (one per send would wake threads hundreds of times a second)."""
         with self._cond:
             if not _pointless(task):
                 heapq.heappush(self._later, _Due(due, next(self._order), task))
-                self._cond.notify()
 
     def _settle(self, job: _Job, outcome: Outcome) -> None:
         """Give the job's one outcome, unless a hedge or the sender gave it first."""
@@ -283,7 +288,8 @@ class WorkerPool:
                 return
             job.settled = True
             self._open -= 1
-            self._cond.notify_all()
+            if not self._open:  # the last one: waiting threads may be done
+                self._cond.notify_all()
         self._results.put(outcome)
         if outcome.state in (SENT, FAILED):
             self.answers.note()
