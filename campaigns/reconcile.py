@@ -180,28 +180,42 @@ def _answered_pages(
 
 
 class _Lookups:
-    """One lookup per message, at the rate, with rate × latency of them in flight."""
+    """One lookup per message, at the rate, with rate × latency of them in flight. A lookup that
+    fails transiently waits out its backoff *outside* its slot, so a few percent of failures do
+    not hold the slots the others need; each attempt takes its slot from the rate."""
 
-    def __init__(self, client: ZhenziClient, rate: float | None, concurrency: int) -> None:
-        self.client = client
+    def __init__(
+        self,
+        client: ZhenziClient,
+        rate: float | None,
+        concurrency: int,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client.single_attempt()
+        self.attempts = client.max_attempts
         self.rate = rate
         self.limiter = RateLimiter(rate) if rate else Unlimited()
         self.sizing = InFlight(rate, concurrency)
         self.answers = Answers()
+        self.sleep = sleep
 
     def look_up(self, item: tuple[int, str, datetime | None]) -> _Answer:
-        self.limiter.acquire()
-        try:
-            with self.sizing.slot():
-                record = self.client.find(item[1])
+        for failures in range(1, self.attempts + 1):
+            self.limiter.acquire()
+            try:
+                with self.sizing.slot():
+                    record = self.client.find(item[1])
+            except Transient:
+                if failures < self.attempts:
+                    self.sleep(self.client.backoff_for(failures))
+                continue
+            except CampaignsError as exc:  # the account, TLS, the URL: every lookup would fail
+                return _Answer(item[0], failed=True, stop=exc)
+            except Exception:  # a record nobody foresaw: this message waits, the others go on
+                return _Answer(item[0], failed=True)
             self.answers.note()
             return _Answer(item[0], record)
-        except Transient:
-            return _Answer(item[0], failed=True)
-        except CampaignsError as exc:  # the account, TLS, the URL: every lookup would fail
-            return _Answer(item[0], failed=True, stop=exc)
-        except Exception:  # a record nobody foresaw: this message waits, the others go on
-            return _Answer(item[0], failed=True)
+        return _Answer(item[0], failed=True)
 
     def summarise(self, progress: ReconcileProgress, seconds: float, cpu: float) -> None:
         if seconds <= 0 or not progress.done:

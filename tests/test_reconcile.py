@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
@@ -11,13 +12,19 @@ from sqlalchemy import select
 
 from campaigns import api
 from campaigns.cli import cli, reconcile_cmd
-from campaigns.config import Settings
-from campaigns.provider.client import ZhenziClient
-from campaigns.reconcile import ReconcileProgress, reconcile_campaign, reconcile_until_final
+from campaigns.config import Secret, Settings
+from campaigns.errors import Transient
+from campaigns.provider.client import SmsRecord, ZhenziClient
+from campaigns.reconcile import (
+    ReconcileProgress,
+    _Lookups,
+    reconcile_campaign,
+    reconcile_until_final,
+)
 from campaigns.store.db import Store
 from campaigns.store.models import Message
 from tests.support.real_double import DoubleConfig, RealDouble
-from tests.support.recipients import valid_phones, write_csv
+from tests.support.recipients import APP_ID, APP_SECRET, valid_phones, write_csv
 
 ODD_NUMBER, NEW_STATUS_NUMBER = valid_phones(2, start=900)
 STATUS = {ODD_NUMBER: "success", NEW_STATUS_NUMBER: "已提交网关"}
@@ -190,3 +197,40 @@ def test_a_lookup_that_keeps_failing_past_expiry_ends_expired(settings, double, 
 def test_a_lookup_rate_is_accepted(settings, double, tmp_path):
     sent_campaign(settings, tmp_path, valid_phones(3))
     assert api.reconcile(settings, "c", rate=200.0).delivered == 3  # `burst` crashed it before
+
+
+class FlakyFinds(ZhenziClient):
+    """Each lookup fails ``failing`` times with HTTP 502, then answers "not found"."""
+
+    def __init__(self, failing: int) -> None:
+        super().__init__("http://127.0.0.1:9", APP_ID, Secret(APP_SECRET), max_attempts=3)
+        self.failing = failing
+        self.calls: Counter[str] = Counter()
+
+    def find(self, message_id: str) -> SmsRecord | None:
+        self.calls[message_id] += 1
+        if self.calls[message_id] <= self.failing:
+            raise Transient("provider answered HTTP 502", maybe_sent=True, error_reply=True)
+        return None
+
+
+def test_a_failed_lookup_waits_out_its_backoff_without_holding_a_slot():
+    client = FlakyFinds(failing=1)
+    slots_held_while_waiting: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        slots_held_while_waiting.append(lookups.sizing.active)
+
+    lookups = _Lookups(client, rate=None, concurrency=4, sleep=sleep)
+    answer = lookups.look_up((1, "m-1", None))
+    assert not answer.failed and answer.record is None
+    assert client.calls["m-1"] == 2  # one attempt per call: the client did not retry itself
+    assert slots_held_while_waiting == [0]
+
+
+def test_a_lookup_that_fails_every_attempt_leaves_the_message_for_the_next_pass():
+    client = FlakyFinds(failing=99)
+    waits: list[float] = []
+    lookups = _Lookups(client, rate=None, concurrency=4, sleep=waits.append)
+    assert lookups.look_up((2, "m-2", None)).failed
+    assert client.calls["m-2"] == 3 and len(waits) == 2  # no wait after the last attempt

@@ -12,6 +12,7 @@ follows a redirect (the form carries the appSecret), and checks TLS as ``provide
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import logging
@@ -25,6 +26,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 import urllib3
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
@@ -179,6 +181,19 @@ class ZhenziClient:
 
     def __repr__(self) -> str:
         return f"ZhenziClient({self.api_url!r}, app_id={self.app_id!r})"
+
+    def single_attempt(self) -> ZhenziClient:
+        """The same client (same sessions) making one attempt per call, for a caller that
+        retries by itself and must not hold a slot while it waits."""
+        single = copy.copy(self)
+        single.max_attempts = 1
+        return single
+
+    def backoff_for(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure: this client's own backoff."""
+        state = RetryCallState(self._attempts(), None, (), {})
+        state.attempt_number = failures
+        return float(self.backoff(state))
 
     # -- the four calls ----
 

@@ -67,6 +67,11 @@ class InFlight:
         return self._target
 
     @property
+    def active(self) -> int:
+        """Slots held now (``slot``)."""
+        return self._active
+
+    @property
     def capped_share(self) -> float:
         """How often the cap held the target below what the rate needed."""
         return self._capped / self._samples if self._samples else 0.0

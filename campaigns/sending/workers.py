@@ -23,7 +23,6 @@ waits and none is idle, never more than the cap plus ``OVERDUE_THREADS``.
 
 from __future__ import annotations
 
-import copy
 import heapq
 import itertools
 import queue
@@ -33,8 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from campaigns.errors import (
     AccountBlocked,
@@ -57,8 +55,6 @@ from campaigns.store.outcomes import Outcome
 from campaigns.store.send_queries import Claim
 
 if TYPE_CHECKING:
-    from tenacity import RetryCallState
-
     from campaigns.provider.client import ZhenziClient
 
 DAILY_LIMIT = 109  # this number's daily limit: deferred to the next Shanghai day, not failed
@@ -120,13 +116,6 @@ class _Due:
     task: _Job | _Request = field(compare=False)
 
 
-def one_attempt(client: ZhenziClient) -> ZhenziClient:
-    """The same client (same sessions) making one attempt per call: the pool retries itself."""
-    single = copy.copy(client)
-    single.max_attempts = 1
-    return single
-
-
 class WorkerPool:
     """``submit`` claims, ``drain`` outcomes, ``close`` when done, then ``join``."""
 
@@ -142,9 +131,9 @@ class WorkerPool:
         clock: Clock,
         sizing: InFlight,
     ) -> None:
-        self.client = one_attempt(client)
+        self.client = client.single_attempt()  # the pool retries itself
         self.max_attempts = client.max_attempts
-        self.backoff = client.backoff
+        self.backoff_for = client.backoff_for
         self.visibility_wait = client.visibility_wait
         self.template_id = template_id
         self.limiter = limiter
@@ -467,16 +456,11 @@ class WorkerPool:
         if job.failures >= self.max_attempts:
             self.give_ups.note(exc)
             return self._abandon(job)
-        due = time.monotonic() + self._backoff(job.failures)
+        due = time.monotonic() + self.backoff_for(job.failures)
         if job.unknown_since is not None:
             due = max(due, self._lookup_due(job))
         self._park(job, due)
         return None
-
-    def _backoff(self, failures: int) -> float:
-        """The client's own backoff (exponential with jitter); it reads only the attempt number."""
-        state = cast("RetryCallState", SimpleNamespace(attempt_number=failures))
-        return float(self.backoff(state))
 
     def _cut_off(self, job: _Job, exc: TlsError | ConnectionProblem) -> Outcome:
         """TLS refused, or no request can be made as configured: stop the run. The request did
