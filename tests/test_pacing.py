@@ -79,7 +79,7 @@ def test_unknown_outcomes_are_looked_up_soon_then_less_often_and_held_sends_hedg
     sizing = InFlight(100, cap=16, clock=FakeClock())
     sizing.observe(0.02)
     assert [sizing.lookup_after(n) for n in range(3)] == pytest.approx([0.2, 0.6, 1.8])
-    assert sizing.hedge_after() == 0.5  # never sooner: a slow reply is not yet a fault
+    assert sizing.hedge_after() == 0.25  # never sooner: a slow reply is not yet a fault
     sizing = InFlight(100, cap=320, clock=FakeClock())
     sizing.observe(0.5)
     assert sizing.lookup_after(0) == pytest.approx(1.0)  # twice the usual latency
