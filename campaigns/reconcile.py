@@ -19,7 +19,14 @@ from campaigns.provider.client import SmsRecord, ZhenziClient
 from campaigns.provider.codes import UNRECOGNISED_STATUS
 from campaigns.provider.ratelimit import RateLimiter, Unlimited
 from campaigns.schedule import shanghai_wall_to_utc
-from campaigns.sending.pacing import DEFAULT_CAP, Answers, InFlight, RateReport, limited_by
+from campaigns.sending.pacing import (
+    DEFAULT_CAP,
+    SPARE_THREADS,
+    Answers,
+    InFlight,
+    RateReport,
+    limited_by,
+)
 from campaigns.store.campaign_queries import campaign_by_name, counts_by_state, utcnow
 from campaigns.store.db import Store
 from campaigns.store.models import DELIVERED, EXPIRED, SENT, UNDELIVERED
@@ -140,7 +147,9 @@ def reconcile_campaign(
         return progress
     lookups = _Lookups(client, rate, concurrency)
     started, cpu = time.monotonic(), time.process_time()
-    with ThreadPoolExecutor(concurrency, thread_name_prefix="reconcile") as pool:
+    # More threads than slots: a thread waiting out a backoff holds no slot, and must not keep
+    # a lookup from being made either.
+    with ThreadPoolExecutor(concurrency + SPARE_THREADS, thread_name_prefix="reconcile") as pool:
         for page, answers in _answered_pages(store, campaign.id, pool, lookups.look_up):
             sent_at = {pk: when for pk, _, when in page}
             outcomes = [_record(progress, a, sent_at[a.message_pk], expire_before) for a in answers]

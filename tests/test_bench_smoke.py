@@ -21,7 +21,7 @@ ROW_KEYS = {
     "import": {"3000"},
     "reconcile": {"b", "c"},
     "resume": {"big", "small", "import_campaigns_cli_s"},
-    "latency": {"latency", "faults"},
+    "latency": {"latency", "faults", "reconcile_faults"},
 }
 
 

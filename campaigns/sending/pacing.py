@@ -19,6 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 DEFAULT_CAP = 320  # enough for 500/s at 500 ms: 500 × 0.5 × 1.25 + 4 = 317
+# Threads beyond the cap: for requests whose replies are held up, and for lookups waiting out a
+# backoff, neither of which holds a slot.
+SPARE_THREADS = 64
 START = 16  # the start of a run without --rate
 HEADROOM = 1.25
 SPARE = 4
@@ -109,8 +112,10 @@ class InFlight:
             self._window_count += 1
             wanted = self._wanted()
             self._capped += wanted > self.cap
-            self._target = max(1, min(self.cap, wanted))
-            self._changed.notify_all()
+            grown = max(1, min(self.cap, wanted)) - self._target
+            self._target += grown
+            if grown > 0:  # room for that many more (waking all would cost a core)
+                self._changed.notify(grown)
 
     def _wanted(self) -> int:
         assert self.latency is not None

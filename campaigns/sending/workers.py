@@ -18,7 +18,7 @@ for it. Neither ever sends anything: only the "not found" after the lookup wait 
 
 How many requests are in flight follows ``pacing.InFlight``; a reply far later than usual stops
 holding its slot, so a few held replies do not stall the pipeline. Threads start only when work
-waits and none is idle, never more than the cap plus ``OVERDUE_THREADS``.
+waits and none is idle, never more than the cap plus ``pacing.SPARE_THREADS``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from campaigns.provider.ratelimit import Limiter
 from campaigns.schedule import Clock, as_utc_naive, next_shanghai_midnight
 from campaigns.sending import outcomes
 from campaigns.sending.leases import Leases
-from campaigns.sending.pacing import Answers, InFlight
+from campaigns.sending.pacing import SPARE_THREADS, Answers, InFlight
 from campaigns.sending.stop import Stop
 from campaigns.store.campaign_queries import utcnow
 from campaigns.store.models import FAILED, SENT
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
 DAILY_LIMIT = 109  # this number's daily limit: deferred to the next Shanghai day, not failed
 PROVIDER_DOWN_AFTER = 10  # consecutive messages that used up all retries
 
-OVERDUE_THREADS = 64  # threads beyond the cap, for requests whose replies are held up
 IDLE_CHECK = 0.1  # how often a waiting worker looks again for due parked work or a stop
 
 
@@ -208,7 +207,7 @@ class WorkerPool:
 
     def _grow(self, now: float) -> None:
         """Start a thread when work waits, none is idle and the target allows. Under the lock."""
-        limit = self.sizing.cap + OVERDUE_THREADS
+        limit = self.sizing.cap + SPARE_THREADS
         if self._idle or len(self._threads) >= limit or not self._may_start(now):
             return
         if not self._ready and not self._due(now):
