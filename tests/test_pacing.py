@@ -80,6 +80,7 @@ def test_unknown_outcomes_are_looked_up_soon_then_less_often_and_held_sends_hedg
     sizing.observe(0.02)
     assert [sizing.lookup_after(n) for n in range(3)] == pytest.approx([0.2, 0.6, 1.8])
     assert sizing.hedge_after() == 0.25  # never sooner: a slow reply is not yet a fault
+    assert InFlight(100, cap=16, clock=FakeClock()).hedge_after() == 2.0  # no reply seen yet
     sizing = InFlight(100, cap=320, clock=FakeClock())
     sizing.observe(0.5)
     assert sizing.lookup_after(0) == pytest.approx(1.0)  # twice the usual latency
@@ -236,11 +237,13 @@ def _sends(proxy: FaultProxy) -> list[tuple[float, str]]:
     return [(t, mid) for t, path, mid in proxy.arrivals if path == SEND_PATH]
 
 
+@pytest.mark.parametrize("messages", [10, 1])
 def test_a_send_whose_reply_is_held_up_is_found_by_lookup_and_the_run_does_not_wait(
-    settings, sandbox, tmp_path
+    settings, sandbox, tmp_path, messages
 ):
     """The provider accepted the first message, but its reply is held for a minute: a lookup
-    made while it is out finds the message, so the run ends with the reply still held."""
+    made while it is out finds the message, so the run ends with the reply still held. With one
+    message, the only worker is the one waiting for the reply: another must start to look."""
     release = threading.Event()
 
     def faults(where: str, seen: int):
@@ -248,14 +251,14 @@ def test_a_send_whose_reply_is_held_up_is_found_by_lookup_and_the_run_does_not_w
 
     try:
         proxy, held_when_done = _send_through(
-            settings, sandbox, tmp_path, faults, messages=10, lookup_wait=60.0
+            settings, sandbox, tmp_path, faults, messages=messages, lookup_wait=60.0
         )
     finally:
         release.set()
     assert held_when_done == 1
     _, first_id = _sends(proxy)[0]
     assert (FIND_PATH, first_id) in {(path, mid) for _, path, mid in proxy.arrivals}
-    assert proxy.seen[SEND_PATH] == 10
+    assert proxy.seen[SEND_PATH] == messages
 
 
 def test_an_unknown_outcome_is_confirmed_by_an_early_lookup_not_after_the_lookup_wait(

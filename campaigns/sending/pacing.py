@@ -36,6 +36,7 @@ OVERDUE_MIN = 0.05
 # almost never answers 8× later than usual, so hedges cost next to nothing.
 HEDGE_FACTOR = 8.0
 HEDGE_MIN = 0.25
+HEDGE_BEFORE_ANY_REPLY = 2.0  # no latency measured yet: a slow provider is not yet a fault
 # A message whose outcome is unknown is looked up early (a "found" settles it at once), then
 # less and less often; only a "not found" after the lookup wait means the provider never got it.
 EARLY_LOOKUP_FACTOR = 2.0
@@ -86,7 +87,9 @@ class InFlight:
 
     def hedge_after(self) -> float:
         """A send out longer than this is looked up while its reply is still awaited."""
-        return max(HEDGE_MIN, HEDGE_FACTOR * self._usual())
+        if self.latency is None:
+            return HEDGE_BEFORE_ANY_REPLY
+        return max(HEDGE_MIN, HEDGE_FACTOR * self.latency)
 
     def lookup_after(self, lookups: int) -> float:
         """When (seconds after the send) to look up, for the ``lookups + 1``-th time, a message

@@ -212,6 +212,9 @@ class WorkerPool:
             return
         if not self._ready and not self._due(now):
             return
+        self._start_thread()
+
+    def _start_thread(self) -> None:
         thread = threading.Thread(target=self._serve, daemon=True, name="send")
         self._threads.append(thread)
         thread.start()
@@ -243,12 +246,18 @@ class WorkerPool:
                     self._busy += 1
                     self._grow(now)
                     return task
-                if self._closed and not self._open:
+                if self._closed and self._done(now):
                     self._cond.notify_all()
                     return None
                 self._idle += 1
                 self._cond.wait(self._wait(now))
                 self._idle -= 1
+
+    def _done(self, now: float) -> bool:
+        """Every job handed in has its outcome. ``<= 0`` and the checks after it: a Ctrl-C
+        landing inside ``submit`` (on the main thread) can leave ``_open`` one short; the job
+        is then still queued, or (the run stopping) due."""
+        return self._open <= 0 and not self._ready and not self._due(now)
 
     def _wait(self, now: float) -> float | None:
         if self._later and self._later[0].due > now:
@@ -263,11 +272,21 @@ class WorkerPool:
             self._cond.notify()
 
     def _later_at(self, due: float, task: _Job | _Request) -> None:
-        """No thread is woken: a hedge is seconds away, and a waiting thread looks again within
-        ``IDLE_CHECK`` anyway (one per send would wake threads hundreds of times a second)."""
+        """A thread is woken (or started) only when this is now the soonest work for later: a
+        thread waiting for something sooner, or timed for at most ``IDLE_CHECK``, sees it
+        anyway, and waking one for every send's hedge would wake threads hundreds of times a
+        second. Started when none is idle: the only thread may be the one waiting for a reply."""
         with self._cond:
-            if not _pointless(task):
-                heapq.heappush(self._later, _Due(due, next(self._order), task))
+            if _pointless(task):
+                return
+            entry = _Due(due, next(self._order), task)
+            heapq.heappush(self._later, entry)
+            if self._later[0] is not entry:
+                return
+            if self._idle:
+                self._cond.notify()
+            elif len(self._threads) < self.sizing.cap + SPARE_THREADS:
+                self._start_thread()
 
     def _settle(self, job: _Job, outcome: Outcome) -> None:
         """Give the job's one outcome, unless a hedge or the sender gave it first."""
@@ -276,7 +295,7 @@ class WorkerPool:
                 return
             job.settled = True
             self._open -= 1
-            if not self._open:  # the last one: waiting threads may be done
+            if self._open <= 0:  # the last one: waiting threads may be done
                 self._cond.notify_all()
         self._results.put(outcome)
         if outcome.state in (SENT, FAILED):
