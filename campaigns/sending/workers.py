@@ -307,11 +307,11 @@ class WorkerPool:
         up while it is still out once it is far later than usual."""
         me = threading.get_ident()
         out = _Request(job, time.monotonic())
-        with self._cond:
+        with self._cond:  # one lock round per request: _later_at re-enters it (an RLock)
             self._requesting[me] = out
             self.requests += 1
-        if hedged:
-            self._later_at(out.started + self.sizing.hedge_after(), out)
+            if hedged:
+                self._later_at(out.started + self.sizing.hedge_after(), out)
         try:
             yield
             self.sizing.observe(time.monotonic() - out.started)
